@@ -1,0 +1,107 @@
+"""The metric-name schema: every series pantau writes to the time-series store, in one place.
+
+The TSDB writer and the Grafana dashboards are both built from this table, so a renamed metric
+cannot leave a panel silently empty. Names follow InfluxDB's measurement/field model; on
+VictoriaMetrics/Prometheus a series is ``{measurement}_{field}`` with the tags as labels.
+String values are never fields (VictoriaMetrics would store them as 0): they are tags.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One measurement: its tags (labels) and fields (numeric values), with help text."""
+
+    name: str
+    tags: tuple[str, ...]
+    fields: Mapping[str, str]  # field -> help text
+
+    def series(self, field: str) -> str:
+        """The Prometheus-style series name VictoriaMetrics gives this field."""
+        if field not in self.fields:
+            raise KeyError(f"{self.name} has no field {field!r}")
+        return f"{self.name}_{field}"
+
+
+IFACE = Measurement(
+    "pantau_iface",
+    ("agency", "device", "iface", "source"),
+    {
+        "rx_bytes": "received bytes, cumulative counter as the device reports it",
+        "tx_bytes": "sent bytes, cumulative counter as the device reports it",
+        "rx_packets": "received packets, cumulative",
+        "tx_packets": "sent packets, cumulative",
+        "rx_errors": "receive errors, cumulative",
+        "tx_errors": "send errors, cumulative",
+        "rx_drops": "received packets dropped, cumulative",
+        "tx_drops": "sent packets dropped, cumulative",
+        "rx_bps": "receive rate over the interval ending at this sample, bit/s",
+        "tx_bps": "send rate over the interval ending at this sample, bit/s",
+        "up": "1 when the interface is up, 0 when down",
+    },
+)
+
+HOST = Measurement(
+    "pantau_host",
+    ("agency", "device", "source"),
+    {
+        "uptime_seconds": "seconds since the host booted",
+        "cpu_percent": "CPU busy since the previous sample, percent",
+        "load1": "1-minute load average",
+        "mem_total_bytes": "physical memory",
+        "mem_used_bytes": "memory in use (total - available)",
+        "clock_skew_seconds": "host wall clock minus NOC clock when the report was sent",
+        "spool_dropped": "reports the agent dropped from a full spool, cumulative",
+    },
+)
+
+DISK = Measurement(
+    "pantau_disk",
+    ("agency", "device", "mount"),
+    {
+        "total_bytes": "size of the filesystem",
+        "used_bytes": "bytes in use on the filesystem",
+    },
+)
+
+ALL: tuple[Measurement, ...] = (IFACE, HOST, DISK)
+
+
+def _esc_tag(value: str) -> str:
+    return value.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ").replace(
+        "\n", "\\n"
+    )
+
+
+def _fmt_field(value: float | int | bool) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        # line protocol integers are signed 64-bit; larger counters travel as floats
+        return f"{value}i" if value < 2**63 else repr(float(value))
+    return repr(float(value))
+
+
+def line(m: Measurement, tags: Mapping[str, str], fields: Mapping[str, float | int | bool | None], ts_ns: int) -> str:
+    """One InfluxDB line-protocol line; fields whose value is ``None`` are left out.
+
+    Unknown tags or fields raise ``KeyError``: only what the schema names may be written.
+    """
+    for t in tags:
+        if t not in m.tags:
+            raise KeyError(f"{m.name} has no tag {t!r}")
+    parts = [_esc_tag(m.name)]
+    parts += [f"{_esc_tag(k)}={_esc_tag(v)}" for k, v in sorted(tags.items()) if v != ""]
+    body = []
+    for k, v in fields.items():
+        if k not in m.fields:
+            raise KeyError(f"{m.name} has no field {k!r}")
+        if v is not None:
+            body.append(f"{_esc_tag(k)}={_fmt_field(v)}")
+    if not body:
+        raise ValueError(f"{m.name}: a line needs at least one field")
+    return f"{','.join(parts)} {','.join(body)} {ts_ns}"

@@ -1,0 +1,1 @@
+"""Shared foundations every pantau layer may use: the exception tree and unit parsing."""

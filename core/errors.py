@@ -1,0 +1,66 @@
+"""The one exception tree of pantau.
+
+Every error pantau raises derives from :class:`PantauError`. Errors from libraries
+(sqlite3, aiohttp, influxdb-client, psutil, netmiko, restic…) are translated at the boundary
+with ``raise … from exc``. Only the CLI turns these into exit codes. Messages are written for
+the operator: what happened, to which agency or device, and what to do next.
+"""
+
+from __future__ import annotations
+
+
+class PantauError(Exception):
+    """Root of every error pantau raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(PantauError):
+    """The inventory, secrets or a command-line setting is wrong."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        self.problems = problems or []
+        text = message
+        if self.problems:
+            text += "\n" + "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(text)
+
+
+class SecretError(ConfigError):
+    """A referenced secret (env var or secrets file entry) is missing."""
+
+
+class StateError(PantauError):
+    """The NOC state database is unusable (locked, corrupt, newer schema…)."""
+
+    exit_code = 3
+
+
+class NotFoundError(PantauError):
+    """An agency, device or agent named by the operator does not exist."""
+
+    exit_code = 4
+
+
+class AuthError(PantauError):
+    """A credential was missing, wrong or revoked."""
+
+    exit_code = 5
+
+
+class ReportError(PantauError):
+    """A report from an agent was refused (schema, identity, size)."""
+
+    exit_code = 6
+
+
+class TransportError(PantauError):
+    """A peer (collector, TSDB, device) could not be reached or answered badly."""
+
+    exit_code = 7
+
+
+class StoreError(TransportError):
+    """The time-series store refused or could not take a write."""

@@ -1,0 +1,124 @@
+"""`pantau demo`: a working NOC on embedded defaults, with the demo city's agents on this host.
+
+Starts VictoriaMetrics when it is installed, the NOC collector with SQLite state, and one real
+agent per demo server (as an unprivileged user where possible); prints the status table as
+reports arrive; stops everything it started on Ctrl-C or after ``--duration``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import time
+import urllib.parse
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import click
+
+from core.units import format_rate
+from noc import procs
+from noc.inventory import load_inventory
+from noc.state import StateStore
+from noc.views import status_table, table
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    state_dir: Path
+    port: int
+    interval: float
+    duration: float | None
+    tsdb: bool
+    inventory: Path | None
+
+
+def _allocation_table(store: StateStore, inv_path: Path) -> str:
+    inv = load_inventory(inv_path)
+    rows = store.status_rows()
+    use: dict[str, list[float]] = {}
+    for r in rows:
+        if r["agency"] and r["in_bps"] is not None:
+            u = use.setdefault(r["agency"], [0.0, 0.0])
+            u[0] += r["in_bps"]
+            u[1] += r["out_bps"] or 0.0
+    body = []
+    for a in inv.allocations:
+        u = use.get(a.agency, [])
+        body.append([a.agency, a.uplink, format_rate(a.guaranteed_down), format_rate(a.ceiling_down),
+                     format_rate(a.guaranteed_up), format_rate(a.ceiling_up),
+                     format_rate(u[0]) if u else "-", format_rate(u[1]) if u else "-"])
+    return table(["AGENCY", "UPLINK", "GUAR DOWN", "CEIL DOWN", "GUAR UP", "CEIL UP", "USING IN", "USING OUT"], body)
+
+
+def run_demo(opt: DemoOptions) -> None:
+    state = opt.state_dir.resolve()
+    state.mkdir(parents=True, exist_ok=True)
+    logs = state / "logs"
+    logs.mkdir(exist_ok=True)
+    if opt.inventory is not None:
+        inv_path = opt.inventory.resolve()
+    else:
+        inv_path = state / "city.toml"
+        inv_path.write_text(resources.files("noc").joinpath("demo/city.toml").read_text())
+    inv = load_inventory(inv_path)
+    db = state / "noc.sqlite"
+    store = StateStore(db)
+    store.sync_inventory(inv)
+    children: list[subprocess.Popen[bytes]] = []
+    vm = None
+    try:
+        tsdb_url = None
+        if opt.tsdb and procs.victoria_metrics_binary():
+            vm_port = procs.free_port()
+            click.echo(f"starting VictoriaMetrics on 127.0.0.1:{vm_port} (data in {state / 'vm'})")
+            vm = procs.start_victoria_metrics(state / "vm", vm_port, logs / "victoria-metrics.log")
+            tsdb_url = f"http://127.0.0.1:{vm_port}"
+        elif opt.tsdb:
+            click.echo("VictoriaMetrics is not installed: metrics wait in the NOC outbox (scripts/setup installs it)")
+        click.echo(f"starting the NOC collector on 127.0.0.1:{opt.port} (state {db}, log {logs / 'noc.log'})")
+        children.append(procs.start_noc(inv_path, db, opt.port, logs / "noc.log", tsdb_url=tsdb_url))
+        noc_url = f"http://127.0.0.1:{opt.port}"
+        agents = [d for d in inv.devices if d.agent]
+        for d in agents:
+            home = state / "agents" / d.id
+            home.mkdir(parents=True, exist_ok=True)
+            token_file = home / "token"
+            token = store.add_agent(d.id, "pantau-demo", "demo start", rotate=True)
+            token_file.unlink(missing_ok=True)
+            token_file.touch(mode=0o600)
+            token_file.write_text(token + "\n")
+            children.append(procs.start_agent(d.id, noc_url, token_file, home / "spool", logs / f"agent-{d.id}.log",
+                                              interval=opt.interval))
+        who = procs.agent_user_args()
+        click.echo(f"started {len(agents)} agent(s) every {opt.interval:.0f}s "
+                   f"({'as user nobody' if who[:1] == ['--user'] else 'as the current user'}); Ctrl-C stops the demo")
+        started = time.monotonic()
+        every = max(10.0, 2 * opt.interval)
+        next_print = started + min(every, 2 * opt.interval + 1)
+        while opt.duration is None or time.monotonic() - started < opt.duration:
+            time.sleep(0.5)
+            for p in children:
+                if p.poll() is not None:
+                    raise click.ClickException(f"a demo process exited early (code {p.returncode}): "
+                                               f"{p.args!s:.200}; see {logs}")
+            if time.monotonic() >= next_print:
+                next_print += every
+                click.echo(f"\n== {inv.city} — status at {time.strftime('%H:%M:%S')}")
+                click.echo(status_table(store.status_rows()))
+                click.echo("\n== bandwidth allocations and current use")
+                click.echo(_allocation_table(store, inv_path))
+        if vm is not None and tsdb_url:
+            q = urllib.parse.quote("count(pantau_iface_rx_bytes)")
+            with contextlib.suppress(OSError, ValueError, KeyError, IndexError):
+                res = procs.http_json(f"{tsdb_url}/api/v1/query?query={q}")
+                n = res["data"]["result"][0]["value"][1]  # type: ignore[index]
+                click.echo(f"\nVictoriaMetrics at {tsdb_url} holds {n} interface series from the demo agents")
+    except KeyboardInterrupt:
+        click.echo("\nstopping the demo")
+    finally:
+        for p in reversed(children):
+            procs.stop(p)
+        procs.stop(vm)
+        store.close()

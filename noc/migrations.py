@@ -1,0 +1,56 @@
+"""Schema migrations of the NOC state database, applied in order, tracked by ``PRAGMA user_version``.
+
+Never edit a released migration: add a new one.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[str] = [
+    # 1: foundation
+    """
+    CREATE TABLE agencies (id TEXT PRIMARY KEY, name TEXT NOT NULL, admin_email TEXT NOT NULL DEFAULT '');
+    CREATE TABLE uplinks (id TEXT PRIMARY KEY, down_bps INTEGER NOT NULL, up_bps INTEGER NOT NULL);
+    CREATE TABLE devices (
+        id TEXT PRIMARY KEY, agency TEXT, kind TEXT NOT NULL, address TEXT NOT NULL,
+        agent INTEGER NOT NULL DEFAULT 0, vendor TEXT, site TEXT NOT NULL DEFAULT '');
+    CREATE TABLE iface_map (device TEXT NOT NULL, iface TEXT NOT NULL, agency TEXT NOT NULL,
+        PRIMARY KEY (device, iface));
+    CREATE TABLE agent_tokens (
+        token_hash TEXT PRIMARY KEY, agent TEXT NOT NULL, created_at REAL NOT NULL, created_by TEXT NOT NULL,
+        revoked_at REAL, revoked_by TEXT);
+    CREATE INDEX agent_tokens_agent ON agent_tokens (agent);
+    -- the dedup ledger: one row per accepted report
+    CREATE TABLE reports (agent TEXT NOT NULL, seq INTEGER NOT NULL, received_at REAL NOT NULL,
+        sample_time REAL NOT NULL, PRIMARY KEY (agent, seq)) WITHOUT ROWID;
+    CREATE INDEX reports_received ON reports (received_at);
+    -- reports at or below the floor were pruned from the ledger and count as duplicates
+    CREATE TABLE report_floor (agent TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+    CREATE TABLE device_state (
+        device TEXT PRIMARY KEY, source TEXT NOT NULL, last_seq INTEGER, last_seen REAL, interval_s REAL,
+        boot_id TEXT, boot_time REAL, uptime_s REAL, cpu_percent REAL, mem_used INTEGER, mem_total INTEGER,
+        clock_skew_s REAL, spool_dropped INTEGER, reboots INTEGER NOT NULL DEFAULT 0);
+    CREATE TABLE iface_last (
+        device TEXT NOT NULL, iface TEXT NOT NULL, seq INTEGER NOT NULL, boot_id TEXT NOT NULL,
+        mono REAL NOT NULL, rx_bytes INTEGER NOT NULL, tx_bytes INTEGER NOT NULL, bits INTEGER NOT NULL,
+        PRIMARY KEY (device, iface)) WITHOUT ROWID;
+    CREATE TABLE iface_state (
+        device TEXT NOT NULL, iface TEXT NOT NULL, agency TEXT, last_seen REAL NOT NULL,
+        rx_bps REAL, tx_bps REAL, up INTEGER, PRIMARY KEY (device, iface)) WITHOUT ROWID;
+    -- bytes moved per time bucket; rate = bytes * 8 / seconds.
+    -- scope 'iface' key 'device/iface'; scope 'agency' key 'agency|device' (a device's share)
+    CREATE TABLE rollups (scope TEXT NOT NULL, key TEXT NOT NULL, res INTEGER NOT NULL, bucket INTEGER NOT NULL,
+        rx_bytes REAL NOT NULL, tx_bytes REAL NOT NULL, seconds REAL NOT NULL,
+        PRIMARY KEY (scope, key, res, bucket)) WITHOUT ROWID;
+    CREATE INDEX rollups_bucket ON rollups (res, bucket);
+    -- lines waiting for the time-series store (transactional outbox)
+    CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, line TEXT NOT NULL);
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+        target TEXT NOT NULL, before TEXT, after TEXT, reason TEXT NOT NULL DEFAULT '',
+        prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    """,
+]

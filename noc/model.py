@@ -1,0 +1,147 @@
+"""Typed domain model of a city's network: frozen dataclasses, no I/O.
+
+The inventory loader builds these; the state store, collectors and later the bandwidth and
+backup modules consume them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class DeviceKind(Enum):
+    SERVER = "server"
+    ROUTER = "router"
+    SWITCH = "switch"
+
+
+class Vendor(Enum):
+    LINUX = "linux"
+    MIKROTIK = "mikrotik"
+    CISCO_IOS = "cisco_ios"
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """A credential named, never written inline: ``env:VAR`` or ``secret:NAME`` (secrets file)."""
+
+    kind: str  # "env" | "secret"
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.name}"
+
+
+@dataclass(frozen=True)
+class Uplink:
+    id: str
+    down_bps: int
+    up_bps: int
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Agency:
+    id: str
+    name: str
+    admin_email: str = ""
+
+
+@dataclass(frozen=True)
+class SnmpAccess:
+    version: str  # "2c" | "3"
+    port: int = 161
+    community: SecretRef | None = None
+    user: str = ""
+    auth_key: SecretRef | None = None
+    priv_key: SecretRef | None = None
+    auth_protocol: str = "SHA"
+    priv_protocol: str = "AES"
+
+
+@dataclass(frozen=True)
+class SshAccess:
+    username: str
+    port: int = 22
+    password: SecretRef | None = None
+    key_file: str = ""
+
+
+@dataclass(frozen=True)
+class InterfaceMapping:
+    """An interface of a router or switch that carries one agency's traffic."""
+
+    name: str
+    agency: str
+
+
+@dataclass(frozen=True)
+class Device:
+    id: str
+    kind: DeviceKind
+    address: str
+    agency: str | None = None  # owner; None for the Dinas's own core devices
+    agent: bool = False
+    vendor: Vendor | None = None
+    site: str = ""
+    snmp: SnmpAccess | None = None
+    ssh: SshAccess | None = None
+    interfaces: tuple[InterfaceMapping, ...] = ()
+    count_interfaces: tuple[str, ...] | None = None  # server interfaces counted for the agency
+
+    def agency_of_interface(self, iface: str) -> str | None:
+        """Which agency an interface's traffic belongs to, or None if it counts for nobody."""
+        for m in self.interfaces:
+            if m.name == iface:
+                return m.agency
+        if self.kind is DeviceKind.SERVER and self.agency:
+            if self.count_interfaces is None:
+                return None if iface == "lo" else self.agency
+            return self.agency if iface in self.count_interfaces else None
+        return None
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """An agency's share of an uplink (HTB semantics: guaranteed rate, borrow up to ceiling)."""
+
+    agency: str
+    uplink: str
+    guaranteed_down: int
+    ceiling_down: int
+    guaranteed_up: int
+    ceiling_up: int
+
+
+@dataclass(frozen=True)
+class BackupPolicy:
+    agency: str
+    source: str
+    paths: tuple[str, ...]
+    schedule: str
+    rpo_s: float
+    pusat_data_repo: str
+    dr_repo: str
+    password: SecretRef
+    retention: dict[str, int] = field(default_factory=dict)
+    verify_every_s: float = 86400.0
+    drill_every_s: float = 7 * 86400.0
+
+
+@dataclass(frozen=True)
+class Inventory:
+    city: str
+    uplinks: tuple[Uplink, ...]
+    agencies: tuple[Agency, ...]
+    devices: tuple[Device, ...]
+    allocations: tuple[Allocation, ...] = ()
+    backup_policies: tuple[BackupPolicy, ...] = ()
+    secrets_file: str | None = None
+    source: str = ""
+
+    def device(self, device_id: str) -> Device | None:
+        return next((d for d in self.devices if d.id == device_id), None)
+
+    def agency(self, agency_id: str) -> Agency | None:
+        return next((a for a in self.agencies if a.id == agency_id), None)

@@ -1,0 +1,116 @@
+"""Wires the NOC service together: state store, ingest API, TSDB drainer, housekeeping.
+
+Everything the service touches is passed in (:class:`ServiceConfig`), so tests start the real
+service pointed at temporary paths and local servers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from collectors.ingest import IngestApp, openapi_document
+from collectors.tsdb import InfluxWriter, OutboxDrainer, TsdbConfig
+from core.errors import ConfigError
+from noc.inventory import load_inventory
+from noc.state import StateStore
+
+log = logging.getLogger("pantau.noc")
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    inventory: Path
+    db: Path
+    listen: str = "127.0.0.1"
+    port: int = 8470
+    tsdb: TsdbConfig | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    rate_per_agent: float = 5.0
+    burst_per_agent: float = 20.0
+    prune_every_s: float = 3600.0
+
+
+def tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise ConfigError("TLS needs both --tls-cert and --tls-key")
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        ctx.load_cert_chain(str(cert), str(key))
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"cannot load the TLS certificate {cert} / key {key}: {exc}") from exc
+    return ctx
+
+
+async def serve(cfg: ServiceConfig, *, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> None:
+    """Run the NOC until SIGTERM/SIGINT or ``stop`` is set."""
+    inv = load_inventory(cfg.inventory)
+    sslctx = tls_context(cfg.tls_cert, cfg.tls_key)
+    store = StateStore(cfg.db)
+    store.sync_inventory(inv)
+    scheme = "https" if sslctx else "http"
+    ingest = IngestApp(store, rate_per_agent=cfg.rate_per_agent, burst_per_agent=cfg.burst_per_agent,
+                       openapi=openapi_document(f"{scheme}://{cfg.listen}:{cfg.port}"))
+    app = ingest.build()
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, cfg.listen, cfg.port, ssl_context=sslctx, reuse_address=True)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise ConfigError(f"cannot listen on {cfg.listen}:{cfg.port}: {exc.strerror}; "
+                          "is another NOC running? choose --port") from exc
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    tasks = []
+    writer = None
+    if cfg.tsdb is not None:
+        # The drainer has its own connection: its reads and deletes never wait behind ingest's thread.
+        drain_store = StateStore(cfg.db)
+        writer = InfluxWriter(cfg.tsdb)
+        tasks.append(asyncio.create_task(OutboxDrainer(drain_store, writer).run(stop)))
+        log.info("writing metrics to %s (bucket %s)", cfg.tsdb.url, cfg.tsdb.bucket)
+    else:
+        log.info("no time-series store configured (--tsdb-url): metrics wait in the NOC outbox")
+    tasks.append(asyncio.create_task(_housekeeping(cfg, stop)))
+    log.info("NOC %s listening on %s://%s:%d with %d agencies and %d devices (state %s)",
+             inv.city or "(unnamed city)", scheme, cfg.listen, cfg.port, len(inv.agencies), len(inv.devices), cfg.db)
+    if ready is not None:
+        ready.set()
+    await stop.wait()
+    log.info("NOC stopping")
+    await runner.cleanup()
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    if writer is not None:
+        writer.close()
+    store.close()
+
+
+async def _housekeeping(cfg: ServiceConfig, stop: asyncio.Event) -> None:
+    store = StateStore(cfg.db)
+    try:
+        while not stop.is_set():
+            removed = await asyncio.to_thread(store.prune)
+            if any(removed.values()):
+                log.info("pruned expired state: %s", removed)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=cfg.prune_every_s)
+    finally:
+        store.close()
