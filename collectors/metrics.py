@@ -97,7 +97,7 @@ def line(m: Measurement, tags: Mapping[str, str], fields: Mapping[str, float | i
     parts = [_esc_tag(m.name)]
     parts += [f"{_esc_tag(k)}={_esc_tag(v)}" for k, v in sorted(tags.items()) if v != ""]
     body = []
-    for k, v in fields.items():
+    for k, v in sorted(fields.items()):
         if k not in m.fields:
             raise KeyError(f"{m.name} has no field {k!r}")
         if v is not None:
