@@ -174,14 +174,15 @@ def parse_inventory(text: str, filename: str = "inventory.toml") -> Inventory:
     secrets_file = chk.get(city_tbl, "secrets_file", _text, "city", "city", None, default=None)
 
     uplinks = []
-    for i, t in enumerate(_tables(doc, "uplinks", chk)):
+    uplink_tables = _tables(doc, "uplinks", chk)
+    for i, t in enumerate(uplink_tables):
         w = _label("uplinks", i, t)
         uid = chk.get(t, "id", _ident, w, "uplinks", i)
         down = chk.get(t, "down", parse_rate, w, "uplinks", i)
         up = chk.get(t, "up", parse_rate, w, "uplinks", i)
         if uid and down is not None and up is not None:
             uplinks.append(Uplink(uid, down, up, chk.get(t, "name", _text, w, "uplinks", i, default="") or ""))
-    if not uplinks:
+    if not uplink_tables:
         chk.add("uplinks", "at least one [[uplinks]] with id, down and up is required")
 
     agencies = []

@@ -82,7 +82,15 @@ def start_noc(inventory: Path, db: Path, port: int, log: Path, *, tsdb_url: str 
     proc = subprocess.Popen(cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT)
     if scheme == "http":
         wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/healthz"), 30, "NOC collector", proc)
+    else:
+        wait_until(lambda: port_open(port), 30, "NOC collector (TLS)", proc)
     return proc
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def world_readable(path: Path) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from typing import Any
 
@@ -23,7 +24,7 @@ def _series(vm: VM, name: str, device: str) -> dict[str, list[tuple[int, float]]
 
 def _expected_rates(journal: list[dict[str, Any]], iface: str, key: str) -> list[float]:
     rates = []
-    for prev, cur in zip(journal, journal[1:], strict=False):
+    for prev, cur in itertools.pairwise(journal):
         p = next(i for i in prev["interfaces"] if i["name"] == iface)
         c = next(i for i in cur["interfaces"] if i["name"] == iface)
         rates.append((c[key] - p[key]) * 8 / (cur["mono"] - prev["mono"]))
@@ -60,8 +61,8 @@ def test_values_in_victoriametrics_equal_what_agents_measured(vm: VM, noc_factor
         assert labels["agency"] == {"srv-a": "dinkes", "srv-b": "disdik"}[device]
         # Timestamps follow the agent's monotonic clock on the NOC's time line.
         ts = [t for t, _ in _series(vm, "pantau_host_uptime_seconds", device)[""]]
-        gaps = [(b - a) / 1000 for a, b in zip(ts, ts[1:], strict=False)]
-        mono_gaps = [b["mono"] - a["mono"] for a, b in zip(journal, journal[1:], strict=False)]
+        gaps = [(b - a) / 1000 for a, b in itertools.pairwise(ts)]
+        mono_gaps = [b["mono"] - a["mono"] for a, b in itertools.pairwise(journal)]
         assert gaps == pytest.approx(mono_gaps, abs=0.05)  # exact up to one-way request latency
 
 

@@ -20,7 +20,7 @@ def test_parse_rate(text: object, bps: int) -> None:
 
 @pytest.mark.parametrize("bad", ["fast", "-1 Mbit", "10 MB/s x", True, None, -5])
 def test_parse_rate_refuses_with_examples(bad: object) -> None:
-    with pytest.raises(ValueError, match="Mbit|negative"):
+    with pytest.raises(ValueError, match=r"Mbit|negative"):
         parse_rate(bad)
 
 
