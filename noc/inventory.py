@@ -243,8 +243,6 @@ def _device(chk: _Checker, i: int, t: dict[str, Any], agency_ids: set[str]) -> D
         chk.add(f"{w}.agency", f"agency {agency!r} is not defined in [[agencies]]", "devices", i, "agency")
     agent = chk.get(t, "agent", _bool, w, "devices", i, default=False)
     vendor = chk.get(t, "vendor", _enum(Vendor), w, "devices", i, default=None)
-    if agent and agency is None:
-        chk.add(f"{w}.agent", "a device with an agent must belong to an agency (set agency = …)", "devices", i, "agent")
     snmp = _snmp(chk, w, i, t["snmp"]) if "snmp" in t else None
     ssh = _ssh(chk, w, i, t["ssh"]) if "ssh" in t else None
     maps = []
@@ -262,6 +260,9 @@ def _device(chk: _Checker, i: int, t: dict[str, Any], agency_ids: set[str]) -> D
                     i, "interfaces")
         maps.append(InterfaceMapping(m["name"], m["agency"]))
     count = chk.get(t, "count_interfaces", _str_list, w, "devices", i, default=None)
+    if agent and agency is None and not maps:
+        chk.add(f"{w}.agent", "a device with an agent must belong to an agency (agency = …) or map its "
+                "interfaces to agencies (interfaces = [{ name = …, agency = … }])", "devices", i, "agent")
     if did is None or kind is None or address is None:
         return None
     return Device(did, kind, address, agency, bool(agent), vendor,

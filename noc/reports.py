@@ -108,10 +108,9 @@ def _apply_host(c: sqlite3.Connection, dev: Device, r: dict[str, Any], t: float,
 
 def _apply_interfaces(c: sqlite3.Connection, dev: Device, r: dict[str, Any], t: float,
                       lines: list[str], ts_ns: int) -> None:
-    agency_rx = agency_tx = 0.0
-    agency_elapsed: float | None = None
-    agency_complete = True
-    counted = 0
+    # per agency: [rx bytes, tx bytes, elapsed, complete]; an agency's interval counts only if every
+    # one of its interfaces on this device has a known difference for it
+    per_agency: dict[str, list[Any]] = {}
     for it in r["interfaces"]:
         name = it["name"]
         agency = dev.agency_of_interface(name)
@@ -121,23 +120,22 @@ def _apply_interfaces(c: sqlite3.Connection, dev: Device, r: dict[str, Any], t: 
                          "WHERE device=? AND iface=?", (dev.id, name)).fetchone()
         rx_bps = tx_bps = None
         newer = prev is None or r["seq"] > prev[0]
+        acc = per_agency.setdefault(agency, [0.0, 0.0, None, True]) if agency else None
+        known = False
         if prev is not None and newer:
             speed = it.get("speed_bps")
             rate = interval_rate(CounterPoint(prev[1], prev[2], prev[3], prev[4], prev[5]), cur,
                                  max_bps=speed * 2 if speed else None)
             rx_bps, tx_bps = rate.rx_bps, rate.tx_bps
             if rate.rx_bytes is not None and rate.tx_bytes is not None and 0 < rate.elapsed <= MAX_ROLLUP_INTERVAL_S:
+                known = True
                 _add_rollup(c, "iface", f"{dev.id}/{name}", t, rate.elapsed, rate.rx_bytes, rate.tx_bytes)
-                if agency:
-                    agency_rx += rate.rx_bytes
-                    agency_tx += rate.tx_bytes
-                    agency_elapsed = rate.elapsed
-            elif agency:
-                agency_complete = False
-        elif agency:
-            agency_complete = False
-        if agency:
-            counted += 1
+                if acc is not None:
+                    acc[0] += rate.rx_bytes
+                    acc[1] += rate.tx_bytes
+                    acc[2] = rate.elapsed
+        if acc is not None and not known:
+            acc[3] = False
         if newer:
             c.execute("INSERT OR REPLACE INTO iface_last VALUES (?,?,?,?,?,?,?,?)",
                       (dev.id, name, r["seq"], r["boot_id"], r["mono"], it["rx_bytes"], it["tx_bytes"], bits))
@@ -152,5 +150,6 @@ def _apply_interfaces(c: sqlite3.Connection, dev: Device, r: dict[str, Any], t: 
             fields["up"] = int(it["up"])
         lines.append(metrics.line(metrics.IFACE, {"agency": agency or "", "device": dev.id, "iface": name,
                                                   "source": "agent"}, fields, ts_ns))
-    if counted and agency_complete and agency_elapsed and dev.agency:
-        _add_rollup(c, "agency", f"{dev.agency}|{dev.id}", t, agency_elapsed, agency_rx, agency_tx)
+    for agency, (rx, tx, elapsed, complete) in per_agency.items():
+        if complete and elapsed:
+            _add_rollup(c, "agency", f"{agency}|{dev.id}", t, elapsed, rx, tx)

@@ -211,9 +211,14 @@ def noc_factory(world_tmp: Path) -> Iterator[Any]:
         n.stop()
 
 
+def make_report(seq: int) -> dict[str, Any]:
+    """A minimal valid report whose eth0 counters grow by 1000/500 bytes per sequence number."""
+    return {
+        "seq": seq, "collected_at": time.time(), "mono": time.monotonic(), "boot_id": "b1", "boot_time": 1.0,
+        "host": {"cpu_percent": 1.0, "mem_total": 1000, "mem_used": 10},
+        "interfaces": [{"name": "eth0", "rx_bytes": seq * 1000, "tx_bytes": seq * 500}],
+    }
+
+
 def wait_for(check: Any, timeout: float, what: str) -> None:
     procs.wait_until(check, timeout, what, step=0.2)
-
-
-def now() -> float:
-    return time.time()

@@ -12,20 +12,14 @@ import pytest
 
 from agents.sender import Sender
 from agents.wire import MAX_BODY_BYTES, make_batch
+from tests.conftest import make_report
 
 pytestmark = pytest.mark.integration
 
 
-def _report(seq: int) -> dict[str, Any]:
-    return {
-        "seq": seq, "collected_at": time.time(), "mono": time.monotonic(), "boot_id": "b1", "boot_time": 1.0,
-        "host": {"cpu_percent": 1.0, "mem_total": 1000, "mem_used": 10},
-        "interfaces": [{"name": "eth0", "rx_bytes": seq * 1000, "tx_bytes": seq * 500}],
-    }
-
 
 def _batch(agent: str, *seqs: int) -> dict[str, Any]:
-    return make_batch(agent, [_report(s) for s in seqs], sent_at=time.time(), sent_mono=time.monotonic(),
+    return make_batch(agent, [make_report(s) for s in seqs], sent_at=time.time(), sent_mono=time.monotonic(),
                       boot_id="b1")
 
 
@@ -54,7 +48,7 @@ def test_hostile_and_malformed_reports_are_refused_and_leave_nothing(noc_factory
          "this token belongs to agent 'srv-a'; it may not report for 'srv-b'"),
         ("not JSON", b"{nope", tok_a, 400, "not valid JSON"),
         ("negative counter", json.dumps(_batch("srv-a", 1) | {"reports": [
-            _report(1) | {"interfaces": [{"name": "eth0", "rx_bytes": -5, "tx_bytes": 1}]}]}).encode(), tok_a, 422,
+            make_report(1) | {"interfaces": [{"name": "eth0", "rx_bytes": -5, "tx_bytes": 1}]}]}).encode(), tok_a, 422,
          "reports[0].interfaces[0].rx_bytes: -5 is less than the minimum of 0"),
         ("unknown field", json.dumps(_batch("srv-a", 1) | {"evil": 1}).encode(), tok_a, 422, "'evil' was unexpected"),
         ("seq out of order", json.dumps(_batch("srv-a", 3, 2)).encode(), tok_a, 422, "strictly increasing"),

@@ -10,17 +10,10 @@ import pytest
 
 from agents.sender import Sender
 from agents.wire import make_batch
-from tests.conftest import VM, wait_for
+from tests.conftest import VM, make_report, wait_for
 
 pytestmark = pytest.mark.integration
 
-
-def _report(seq: int) -> dict[str, Any]:
-    return {
-        "seq": seq, "collected_at": time.time(), "mono": time.monotonic(), "boot_id": "b1", "boot_time": 1.0,
-        "host": {"cpu_percent": 1.0, "mem_total": 1000, "mem_used": 10},
-        "interfaces": [{"name": "eth0", "rx_bytes": seq * 1000, "tx_bytes": seq * 500}],
-    }
 
 
 def test_noc_down_two_minutes_every_sample_arrives_exactly_once(vm: VM, noc_factory: Any) -> None:
@@ -50,7 +43,7 @@ def test_noc_down_two_minutes_every_sample_arrives_exactly_once(vm: VM, noc_fact
     assert "NOC reachable again" in (noc.home / "agents" / "srv-a" / "agent.log").read_text()
 
 
-def test_sigkill_mid_stream_loses_no_acknowledged_report(noc_factory: Any) -> None:
+def test_sigkill_mid_stream_loses_no_acknowledgedmake_report(noc_factory: Any) -> None:
     noc = noc_factory()
     sender = Sender(noc.url, noc.token("srv-a"), timeout=5)
     acked: list[int] = []
@@ -61,7 +54,7 @@ def test_sigkill_mid_stream_loses_no_acknowledged_report(noc_factory: Any) -> No
         seq = 1
         deadline = time.monotonic() + 30
         while not stop.is_set() and time.monotonic() < deadline:
-            res = sender.send(make_batch("srv-a", [_report(seq)], sent_at=time.time(), sent_mono=time.monotonic(),
+            res = sender.send(make_batch("srv-a", [make_report(seq)], sent_at=time.time(), sent_mono=time.monotonic(),
                                          boot_id="b1"))
             if res.ok:
                 acked.extend(res.acked)

@@ -148,3 +148,32 @@ def test_prune_keeps_dedup_for_pruned_reports(store: StateStore) -> None:
     assert store.prune(now=1_700_000_000.0)["reports"] == 1
     res = store.commit_batch("dinkes-srv1", batch(report(1, 0, 0)), 1_700_000_000.0)
     assert res.duplicates == [1]
+
+
+def test_linux_router_agent_splits_traffic_by_interface_agency(tmp_path: Path) -> None:
+    inv = parse_inventory(GOOD + """
+[[devices]]
+id = "edge-linux"
+kind = "router"
+vendor = "linux"
+address = "10.99.0.2"
+agent = true
+interfaces = [ { name = "eth1", agency = "dinkes" }, { name = "eth2", agency = "disdik" } ]
+""")
+    s = StateStore(tmp_path / "r.sqlite")
+    s.sync_inventory(inv)
+
+    def rep(seq: int, mono: float, a: int, b: int) -> dict[str, Any]:
+        return report(seq, mono, 0) | {"interfaces": [
+            {"name": "eth0", "rx_bytes": a + b, "tx_bytes": a + b},  # uplink: counts for nobody
+            {"name": "eth1", "rx_bytes": a, "tx_bytes": 0}, {"name": "eth2", "rx_bytes": b, "tx_bytes": 0}]}
+
+    b = batch(rep(1, 0, 0, 0), rep(2, 60, 75_000_000, 7_500_000)) | {"agent": "edge-linux"}
+    s.commit_batch("edge-linux", b, 1_700_001_000.0)
+    dinkes = s.rollup_rates("agency", "dinkes|", 300, 0)
+    disdik = s.rollup_rates("agency", "disdik|", 300, 0)
+    assert dinkes and disdik
+    assert [rx for _, rx, _ in dinkes] == pytest.approx([10e6] * len(dinkes))
+    assert [rx for _, rx, _ in disdik] == pytest.approx([1e6] * len(disdik))
+    rows = {r["device"]: r for r in s.status_rows(now=1_700_000_061.0)}
+    assert rows["edge-linux"]["in_bps"] == pytest.approx(11e6)  # eth1 + eth2; the uplink eth0 is not counted
