@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from noc.procs import PANTAU, free_port
+from noc.procs import PANTAU, agent_user_args, free_port
 from tests.conftest import CITY, wait_for
 
 pytestmark = pytest.mark.integration
@@ -100,7 +100,7 @@ def test_demo_main_job_runs_and_shows_status(world_tmp: Path) -> None:
     assert out.stdout.count(" ok") >= 3, out.stdout
     assert "bandwidth allocations" in out.stdout
     assert "VictoriaMetrics at http://127.0.0.1:" in out.stdout
-    if os.geteuid() == 0:
+    if agent_user_args()[:1] == ["--user"]:
         assert "as user nobody" in out.stdout
 
 
