@@ -64,3 +64,15 @@ class TransportError(PantauError):
 
 class StoreError(TransportError):
     """The time-series store refused or could not take a write."""
+
+
+class DeviceError(TransportError):
+    """A router, switch or SNMP agent did not do what was asked."""
+
+
+class DeviceUnreachable(DeviceError):
+    """No answer from a device (down, unreachable, filtered, or an SNMPv2c community it ignores)."""
+
+
+class DeviceAuthError(DeviceError):
+    """A device refused our credentials (SNMPv3 keys, SSH password/key)."""

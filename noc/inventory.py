@@ -116,6 +116,20 @@ def _port(v: Any) -> int:
     return v
 
 
+def _retries(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 10:
+        raise ValueError(f"{v!r} must be a whole number from 0 to 10")
+    return v
+
+
+def _choice(*allowed: str) -> Callable[[Any], str]:
+    def conv(v: Any) -> str:
+        if not isinstance(v, str) or v.upper() not in allowed:
+            raise ValueError(f"{v!r} is not one of {', '.join(allowed)}")
+        return v.upper()
+    return conv
+
+
 def _str_list(v: Any) -> tuple[str, ...]:
     if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
         raise ValueError(f"{v!r} must be a list of strings")
@@ -281,19 +295,33 @@ def _snmp(chk: _Checker, w: str, i: int, raw: Any) -> SnmpAccess | None:
     if t is None:
         return None
     w = f"{w}.snmp"
+    allowed = {"version", "port", "community", "user", "auth_key", "priv_key", "auth_protocol", "priv_protocol",
+               "interval", "timeout", "retries"}
+    for k in t:
+        if k not in allowed:
+            chk.add(f"{w}.{k}", f"unknown key; expected one of {', '.join(sorted(allowed))}", "devices", i, "snmp")
     version = chk.get(t, "version", _text, w, "devices", i, default="2c")
     port = chk.get(t, "port", _port, w, "devices", i, default=161) or 161
+    interval = chk.get(t, "interval", parse_duration, w, "devices", i, default=60.0) or 60.0
+    timeout = chk.get(t, "timeout", parse_duration, w, "devices", i, default=2.0) or 2.0
+    retries = chk.get(t, "retries", _retries, w, "devices", i, default=1)
+    timing: dict[str, Any] = {"interval_s": interval, "timeout_s": timeout,
+                              "retries": 1 if retries is None else retries}
+    if interval < 1:
+        chk.add(f"{w}.interval", "must be at least 1s", "devices", i, "snmp")
     if version == "2c":
         community = chk.get(t, "community", secret_ref, w, "devices", i)
-        return SnmpAccess("2c", port, community=community) if community else None
+        return SnmpAccess("2c", port, community=community, **timing) if community else None
     if version == "3":
         user = chk.get(t, "user", _text, w, "devices", i)
         auth = chk.get(t, "auth_key", secret_ref, w, "devices", i)
         priv = chk.get(t, "priv_key", secret_ref, w, "devices", i)
-        if user and auth and priv:
-            return SnmpAccess("3", port, user=user, auth_key=auth, priv_key=priv,
-                              auth_protocol=chk.get(t, "auth_protocol", _text, w, "devices", i, default="SHA") or "SHA",
-                              priv_protocol=chk.get(t, "priv_protocol", _text, w, "devices", i, default="AES") or "AES")
+        aproto = chk.get(t, "auth_protocol", _choice("SHA", "SHA256", "MD5"), w, "devices", i, default="SHA")
+        pproto = chk.get(t, "priv_protocol", _choice("AES", "AES128", "AES256", "DES"), w, "devices", i,
+                         default="AES")
+        if user and auth and priv and aproto and pproto:
+            return SnmpAccess("3", port, user=user, auth_key=auth, priv_key=priv, auth_protocol=aproto,
+                              priv_protocol=pproto, **timing)
         return None
     chk.add(f"{w}.version", f"{version!r} is not supported; use \"2c\" or \"3\" (authPriv)", "devices", i, "snmp")
     return None

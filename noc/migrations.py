@@ -53,4 +53,15 @@ MIGRATIONS: list[str] = [
     CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
     """,
+    # 2: SNMP polling — interface identity, reachability and device identity
+    """
+    ALTER TABLE iface_last ADD COLUMN if_index INTEGER;
+    ALTER TABLE iface_state ADD COLUMN if_index INTEGER;
+    ALTER TABLE iface_state ADD COLUMN alias TEXT;
+    ALTER TABLE iface_state ADD COLUMN speed_bps INTEGER;
+    ALTER TABLE device_state ADD COLUMN last_error TEXT;
+    ALTER TABLE device_state ADD COLUMN last_error_at REAL;
+    ALTER TABLE device_state ADD COLUMN sys_name TEXT;
+    ALTER TABLE device_state ADD COLUMN sys_descr TEXT;
+    """,
 ]

@@ -58,6 +58,9 @@ class SnmpAccess:
     priv_key: SecretRef | None = None
     auth_protocol: str = "SHA"
     priv_protocol: str = "AES"
+    interval_s: float = 60.0
+    timeout_s: float = 2.0
+    retries: int = 1
 
 
 @dataclass(frozen=True)

@@ -14,14 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from collectors import metrics
 from collectors.ingest import CommitResult
-from collectors.rates import CounterPoint, bucket_shares, interval_rate
+from noc.counters import IfaceReading, apply_interfaces
 from noc.model import Device
 
 if TYPE_CHECKING:
     from noc.state import StateStore
-
-MAX_ROLLUP_INTERVAL_S = 3600.0  # a longer gap is averaged in the TSDB rate but not spread over buckets
-ROLLUP_RES = (60, 300)
 
 
 def sample_time(report: dict[str, Any], batch: dict[str, Any], received_at: float) -> float:
@@ -34,18 +31,6 @@ def sample_time(report: dict[str, Any], batch: dict[str, Any], received_at: floa
         return received_at - (float(batch["sent_mono"]) - float(report["mono"]))
     skew = float(batch["sent_at"]) - received_at
     return float(report["collected_at"]) - skew
-
-
-def _add_rollup(c: sqlite3.Connection, scope: str, key: str, t_end: float, elapsed: float,
-                rx: float, tx: float) -> None:
-    for res in ROLLUP_RES:
-        for bucket, share in bucket_shares(t_end - elapsed, t_end, res):
-            c.execute(
-                """INSERT INTO rollups VALUES (?,?,?,?,?,?,?)
-                   ON CONFLICT(scope, key, res, bucket) DO UPDATE SET rx_bytes=rx_bytes+excluded.rx_bytes,
-                   tx_bytes=tx_bytes+excluded.tx_bytes, seconds=seconds+excluded.seconds""",
-                (scope, key, res, bucket, rx * share, tx * share, elapsed * share),
-            )
 
 
 def apply_batch(c: sqlite3.Connection, store: StateStore, dev: Device, batch: dict[str, Any],
@@ -67,7 +52,7 @@ def apply_batch(c: sqlite3.Connection, store: StateStore, dev: Device, batch: di
         accepted.append(seq)
         ts_ns = int(t * 1e9)
         _apply_host(c, dev, r, t, skew, lines, ts_ns)
-        _apply_interfaces(c, dev, r, t, lines, ts_ns)
+        _apply_interfaces(c, dev, r, t, lines)
     if lines:
         store.outbox_add(c, lines)
     return CommitResult(accepted, duplicates)
@@ -106,50 +91,14 @@ def _apply_host(c: sqlite3.Connection, dev: Device, r: dict[str, Any], t: float,
                                   {"total_bytes": d["total"], "used_bytes": d["used"]}, ts_ns))
 
 
-def _apply_interfaces(c: sqlite3.Connection, dev: Device, r: dict[str, Any], t: float,
-                      lines: list[str], ts_ns: int) -> None:
-    # per agency: [rx bytes, tx bytes, elapsed, complete]; an agency's interval counts only if every
-    # one of its interfaces on this device has a known difference for it
-    per_agency: dict[str, list[Any]] = {}
-    for it in r["interfaces"]:
-        name = it["name"]
-        agency = dev.agency_of_interface(name)
-        bits = it.get("counter_bits", 64)
-        cur = CounterPoint(r["boot_id"], r["mono"], it["rx_bytes"], it["tx_bytes"], bits)
-        prev = c.execute("SELECT seq, boot_id, mono, rx_bytes, tx_bytes, bits FROM iface_last "
-                         "WHERE device=? AND iface=?", (dev.id, name)).fetchone()
-        rx_bps = tx_bps = None
-        newer = prev is None or r["seq"] > prev[0]
-        acc = per_agency.setdefault(agency, [0.0, 0.0, None, True]) if agency else None
-        known = False
-        if prev is not None and newer:
-            speed = it.get("speed_bps")
-            rate = interval_rate(CounterPoint(prev[1], prev[2], prev[3], prev[4], prev[5]), cur,
-                                 max_bps=speed * 2 if speed else None)
-            rx_bps, tx_bps = rate.rx_bps, rate.tx_bps
-            if rate.rx_bytes is not None and rate.tx_bytes is not None and 0 < rate.elapsed <= MAX_ROLLUP_INTERVAL_S:
-                known = True
-                _add_rollup(c, "iface", f"{dev.id}/{name}", t, rate.elapsed, rate.rx_bytes, rate.tx_bytes)
-                if acc is not None:
-                    acc[0] += rate.rx_bytes
-                    acc[1] += rate.tx_bytes
-                    acc[2] = rate.elapsed
-        if acc is not None and not known:
-            acc[3] = False
-        if newer:
-            c.execute("INSERT OR REPLACE INTO iface_last VALUES (?,?,?,?,?,?,?,?)",
-                      (dev.id, name, r["seq"], r["boot_id"], r["mono"], it["rx_bytes"], it["tx_bytes"], bits))
-            c.execute("INSERT OR REPLACE INTO iface_state VALUES (?,?,?,?,?,?,?)",
-                      (dev.id, name, agency, t, rx_bps, tx_bps, None if "up" not in it else int(it["up"])))
-        fields: dict[str, float | int | bool | None] = {
-            k: it.get(k) for k in ("rx_bytes", "tx_bytes", "rx_packets", "tx_packets", "rx_errors", "tx_errors",
-                                   "rx_drops", "tx_drops")
-        }
-        fields["rx_bps"], fields["tx_bps"] = rx_bps, tx_bps
-        if "up" in it:
-            fields["up"] = int(it["up"])
-        lines.append(metrics.line(metrics.IFACE, {"agency": agency or "", "device": dev.id, "iface": name,
-                                                  "source": "agent"}, fields, ts_ns))
-    for agency, (rx, tx, elapsed, complete) in per_agency.items():
-        if complete and elapsed:
-            _add_rollup(c, "agency", f"{agency}|{dev.id}", t, elapsed, rx, tx)
+_EXTRA = ("rx_packets", "tx_packets", "rx_errors", "tx_errors", "rx_drops", "tx_drops")
+
+
+def _apply_interfaces(c: sqlite3.Connection, dev: Device, r: dict[str, Any], t: float, lines: list[str]) -> None:
+    readings = [
+        IfaceReading(it["name"], it["rx_bytes"], it["tx_bytes"], it.get("counter_bits", 64),
+                     {k: it.get(k) for k in _EXTRA}, it.get("up"), it.get("speed_bps"))
+        for it in r["interfaces"]
+    ]
+    apply_interfaces(c, dev, source="agent", seq=r["seq"], boot_id=r["boot_id"], mono=r["mono"], t=t,
+                     readings=readings, agency_of=lambda it: dev.agency_of_interface(it.name), lines=lines)

@@ -1,0 +1,168 @@
+"""A small asyncio SNMP client on pysnmp 7: GET and multi-column GETBULK table walks.
+
+Errors become :mod:`core.errors` exceptions that name the device and say what to check. Values come
+back as plain Python (int, str); MIB look-ups are off (numeric OIDs only).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pysnmp.hlapi.v3arch.asyncio import (
+    CommunityData,
+    ContextData,
+    ObjectIdentity,
+    ObjectType,
+    SnmpEngine,
+    UdpTransportTarget,
+    UsmUserData,
+    bulk_cmd,
+    get_cmd,
+    usmAesCfb128Protocol,
+    usmAesCfb256Protocol,
+    usmDESPrivProtocol,
+    usmHMAC192SHA256AuthProtocol,
+    usmHMACMD5AuthProtocol,
+    usmHMACSHAAuthProtocol,
+)
+from pysnmp.proto import rfc1905
+from pysnmp.proto.rfc1902 import OctetString
+
+from core.errors import DeviceAuthError, DeviceError, DeviceUnreachable
+
+_AUTH = {"SHA": usmHMACSHAAuthProtocol, "SHA256": usmHMAC192SHA256AuthProtocol, "MD5": usmHMACMD5AuthProtocol}
+_PRIV = {"AES": usmAesCfb128Protocol, "AES128": usmAesCfb128Protocol, "AES256": usmAesCfb256Protocol,
+         "DES": usmDESPrivProtocol}
+_AUTH_FAILURES = {"WrongDigest", "UnknownUserName", "DecryptionError", "UnknownSecurityName",
+                  "UnsupportedSecLevel", "AuthenticationError", "UnknownEngineID"}
+_END = (rfc1905.EndOfMibView, rfc1905.NoSuchObject, rfc1905.NoSuchInstance)
+
+
+@dataclass(frozen=True)
+class SnmpTarget:
+    """Where and how to ask. Secrets are resolved values and never appear in repr()."""
+
+    name: str
+    host: str
+    port: int = 161
+    version: str = "2c"
+    community: str = field(default="", repr=False)
+    user: str = ""
+    auth_key: str = field(default="", repr=False)
+    priv_key: str = field(default="", repr=False)
+    auth_protocol: str = "SHA"
+    priv_protocol: str = "AES"
+    timeout: float = 2.0
+    retries: int = 1
+
+    @property
+    def where(self) -> str:
+        return f"{self.name} ({self.host}:{self.port})"
+
+
+def _plain(value: Any) -> int | str | None:
+    if isinstance(value, _END):
+        return None
+    if isinstance(value, OctetString):
+        raw = bytes(value.asOctets())
+        return raw.decode("utf-8", "replace").rstrip("\x00")
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+class SnmpClient:
+    """Shares SNMP engines between requests; one client per poller."""
+
+    def __init__(self) -> None:
+        self._engines: dict[tuple[str, ...], SnmpEngine] = {}
+
+    def _engine(self, t: SnmpTarget) -> SnmpEngine:
+        # SNMPv3 users are registered in the engine: one engine per distinct v3 credential set,
+        # so two devices with the same user name but different keys never collide.
+        key = ("v2c",) if t.version == "2c" else ("v3", t.user, t.auth_key, t.priv_key, t.auth_protocol,
+                                                  t.priv_protocol)
+        eng = self._engines.get(key)
+        if eng is None:
+            eng = self._engines[key] = SnmpEngine()
+        return eng
+
+    def _auth(self, t: SnmpTarget) -> CommunityData | UsmUserData:
+        if t.version == "2c":
+            return CommunityData(t.community, mpModel=1)  # noqa: S508 - v2c where the device has no v3
+        try:
+            return UsmUserData(t.user, t.auth_key, t.priv_key, authProtocol=_AUTH[t.auth_protocol.upper()],
+                               privProtocol=_PRIV[t.priv_protocol.upper()])
+        except KeyError as exc:
+            raise DeviceError(f"{t.where}: unsupported SNMPv3 protocol {exc}; use auth SHA/SHA256/MD5 and "
+                              "priv AES/AES256/DES") from None
+
+    async def _transport(self, t: SnmpTarget) -> UdpTransportTarget:
+        try:
+            return await UdpTransportTarget.create((t.host, t.port), timeout=t.timeout, retries=t.retries)
+        except Exception as exc:  # name resolution and socket errors
+            raise DeviceUnreachable(f"{t.where}: cannot address the device: {exc}") from exc
+
+    def _check(self, t: SnmpTarget, err_ind: Any, err_status: Any, err_index: Any) -> None:
+        if err_ind:
+            kind = type(err_ind).__name__
+            text = str(err_ind)
+            if kind == "RequestTimedOut" or "timeout" in text.lower():
+                hint = ("the device is down or unreachable, or it ignores our SNMP community"
+                        if t.version == "2c" else
+                        "the device is down or unreachable, or our SNMPv3 privacy key is wrong "
+                        "(a device that cannot decrypt a request stays silent)")
+                raise DeviceUnreachable(
+                    f"{t.where}: no SNMP answer within {t.timeout:g}s x {t.retries + 1} tries: {hint}")
+            if kind in _AUTH_FAILURES:
+                raise DeviceAuthError(f"{t.where}: the device refused our SNMPv3 credentials for user "
+                                      f"{t.user!r} ({text}); check the auth/priv keys and protocols")
+            raise DeviceError(f"{t.where}: SNMP error: {text}")
+        if err_status and int(err_status) != 0:
+            raise DeviceError(f"{t.where}: SNMP error {err_status.prettyPrint()} at varbind {err_index}")
+
+    async def get(self, t: SnmpTarget, oids: list[str]) -> dict[str, int | str | None]:
+        """GET scalars; absent objects come back as None."""
+        err_ind, err_status, err_index, var_binds = await get_cmd(
+            self._engine(t), self._auth(t), await self._transport(t), ContextData(),
+            *[ObjectType(ObjectIdentity(o)) for o in oids], lookupMib=False)
+        self._check(t, err_ind, err_status, err_index)
+        return {str(vb[0]): _plain(vb[1]) for vb in var_binds}
+
+    async def walk_columns(self, t: SnmpTarget, columns: list[str], max_repetitions: int = 20,
+                           max_requests: int = 200) -> dict[str, dict[int, int | str | None]]:
+        """Walk several table columns together with GETBULK; return column -> {row index: value}."""
+        out: dict[str, dict[int, int | str | None]] = {c: {} for c in columns}
+        cursor = {c: c for c in columns}
+        engine, auth, transport = self._engine(t), self._auth(t), await self._transport(t)
+        for _ in range(max_requests):
+            if not cursor:
+                return out
+            cols = list(cursor)
+            err_ind, err_status, err_index, var_binds = await bulk_cmd(
+                engine, auth, transport, ContextData(), 0, max_repetitions,
+                *[ObjectType(ObjectIdentity(cursor[c])) for c in cols], lookupMib=False)
+            self._check(t, err_ind, err_status, err_index)
+            done: set[str] = set()
+            rows = len(var_binds) // len(cols)
+            if rows == 0:
+                return out
+            for r in range(rows):
+                for i, col in enumerate(cols):
+                    if col in done:
+                        continue
+                    oid, value = str(var_binds[r * len(cols) + i][0]), var_binds[r * len(cols) + i][1]
+                    if isinstance(value, _END) or not oid.startswith(col + "."):
+                        done.add(col)
+                        continue
+                    suffix = oid[len(col) + 1:]
+                    if "." in suffix or not suffix.isdigit():
+                        done.add(col)
+                        continue
+                    out[col][int(suffix)] = _plain(value)
+                    cursor[col] = oid
+            for col in done:
+                cursor.pop(col, None)
+        raise DeviceError(f"{t.where}: interface table did not end after {max_requests} GETBULK requests")

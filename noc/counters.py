@@ -1,0 +1,114 @@
+"""Interface counters → NOC state, shared by agent reports and SNMP polls (in the caller's transaction).
+
+For every interface reading: find its previous sample (keyed by device and interface *name*, so an
+ifIndex renumbered after a reboot never mixes two interfaces' counters), compute the interval's
+rate (:mod:`collectors.rates`), add bytes to the 1- and 5-minute rollups per interface and per
+agency, update the latest state, and queue the TSDB line.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from collectors import metrics
+from collectors.rates import CounterPoint, bucket_shares, interval_rate
+from noc.model import Device
+
+log = logging.getLogger("pantau.counters")
+
+MAX_ROLLUP_INTERVAL_S = 3600.0  # a longer gap is averaged in the TSDB rate but not spread over buckets
+ROLLUP_RES = (60, 300)
+
+
+@dataclass(frozen=True)
+class IfaceReading:
+    """One interface's cumulative counters as read from the device."""
+
+    name: str
+    rx_bytes: int
+    tx_bytes: int
+    bits: int = 64
+    extra: dict[str, int | None] = field(default_factory=dict)  # other IFACE fields (packets, errors, drops)
+    up: bool | None = None
+    speed_bps: int | None = None
+    if_index: int | None = None
+    alias: str | None = None
+
+
+def add_rollup(c: sqlite3.Connection, scope: str, key: str, t_end: float, elapsed: float, rx: float,
+               tx: float) -> None:
+    for res in ROLLUP_RES:
+        for bucket, share in bucket_shares(t_end - elapsed, t_end, res):
+            c.execute(
+                """INSERT INTO rollups VALUES (?,?,?,?,?,?,?)
+                   ON CONFLICT(scope, key, res, bucket) DO UPDATE SET rx_bytes=rx_bytes+excluded.rx_bytes,
+                   tx_bytes=tx_bytes+excluded.tx_bytes, seconds=seconds+excluded.seconds""",
+                (scope, key, res, bucket, rx * share, tx * share, elapsed * share),
+            )
+
+
+def apply_interfaces(
+    c: sqlite3.Connection,
+    dev: Device,
+    *,
+    source: str,
+    seq: int,
+    boot_id: str,
+    mono: float,
+    t: float,
+    readings: list[IfaceReading],
+    agency_of: Callable[[IfaceReading], str | None],
+    lines: list[str],
+) -> None:
+    """Apply one sample of a device's interfaces taken at ``t`` (NOC clock) / ``mono`` (device clock)."""
+    ts_ns = int(t * 1e9)
+    # per agency: [rx bytes, tx bytes, elapsed, complete]; an agency's interval counts only if every
+    # one of its interfaces on this device has a known difference for it
+    per_agency: dict[str, list[Any]] = {}
+    for it in readings:
+        agency = agency_of(it)
+        cur = CounterPoint(boot_id, mono, it.rx_bytes, it.tx_bytes, it.bits)
+        prev = c.execute("SELECT seq, boot_id, mono, rx_bytes, tx_bytes, bits, if_index FROM iface_last "
+                         "WHERE device=? AND iface=?", (dev.id, it.name)).fetchone()
+        newer = prev is None or seq > prev[0]
+        if prev is not None and newer and None not in (prev[6], it.if_index) and prev[6] != it.if_index:
+            log.warning("%s: interface %s moved from ifIndex %s to %s (renumbered after a reboot?); its rate "
+                        "restarts from this sample", dev.id, it.name, prev[6], it.if_index)
+            prev = None
+        rx_bps = tx_bps = None
+        acc = per_agency.setdefault(agency, [0.0, 0.0, None, True]) if agency else None
+        known = False
+        if prev is not None and newer:
+            rate = interval_rate(CounterPoint(prev[1], prev[2], prev[3], prev[4], prev[5]), cur,
+                                 max_bps=it.speed_bps * 2 if it.speed_bps else None)
+            rx_bps, tx_bps = rate.rx_bps, rate.tx_bps
+            if rate.rx_bytes is not None and rate.tx_bytes is not None and 0 < rate.elapsed <= MAX_ROLLUP_INTERVAL_S:
+                known = True
+                add_rollup(c, "iface", f"{dev.id}/{it.name}", t, rate.elapsed, rate.rx_bytes, rate.tx_bytes)
+                if acc is not None:
+                    acc[0] += rate.rx_bytes
+                    acc[1] += rate.tx_bytes
+                    acc[2] = rate.elapsed
+        if acc is not None and not known:
+            acc[3] = False
+        if newer:
+            c.execute("INSERT OR REPLACE INTO iface_last (device, iface, seq, boot_id, mono, rx_bytes, tx_bytes, "
+                      "bits, if_index) VALUES (?,?,?,?,?,?,?,?,?)",
+                      (dev.id, it.name, seq, boot_id, mono, it.rx_bytes, it.tx_bytes, it.bits, it.if_index))
+            c.execute("INSERT OR REPLACE INTO iface_state (device, iface, agency, last_seen, rx_bps, tx_bps, up, "
+                      "if_index, alias, speed_bps) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                      (dev.id, it.name, agency, t, rx_bps, tx_bps, None if it.up is None else int(it.up),
+                       it.if_index, it.alias, it.speed_bps))
+        fields: dict[str, float | int | bool | None] = {"rx_bytes": it.rx_bytes, "tx_bytes": it.tx_bytes,
+                                                        "rx_bps": rx_bps, "tx_bps": tx_bps, **it.extra}
+        if it.up is not None:
+            fields["up"] = int(it.up)
+        lines.append(metrics.line(metrics.IFACE, {"agency": agency or "", "device": dev.id, "iface": it.name,
+                                                  "source": source}, fields, ts_ns))
+    for agency, (rx, tx, elapsed, complete) in per_agency.items():
+        if complete and elapsed:
+            add_rollup(c, "agency", f"{agency}|{dev.id}", t, elapsed, rx, tx)
