@@ -68,7 +68,16 @@ DISK = Measurement(
     },
 )
 
-ALL: tuple[Measurement, ...] = (IFACE, HOST, DISK)
+SNMP = Measurement(
+    "pantau_snmp",
+    ("agency", "device", "source"),
+    {
+        "up": "1 when the device answered the poll, 0 when it did not (unreachable, refused credentials)",
+        "poll_seconds": "how long the poll took",
+    },
+)
+
+ALL: tuple[Measurement, ...] = (IFACE, HOST, DISK, SNMP)
 
 
 def _esc_tag(value: str) -> str:

@@ -67,6 +67,24 @@ def main() -> None:
 main.add_command(agent_group)
 
 
+@main.group("snmp", cls=click.Group)
+def snmp_group() -> None:
+    """Ask routers and switches over SNMP."""
+
+
+def _register_snmp() -> None:
+    """The SNMP commands need pysnmp (a NOC dependency): add them only where it is installed."""
+    try:
+        from noc.snmp_cli import discover, poll_cmd
+    except ImportError:
+        return
+    snmp_group.add_command(discover)
+    snmp_group.add_command(poll_cmd)
+
+
+_register_snmp()
+
+
 # -- noc ------------------------------------------------------------------------------------
 @main.group("noc")
 def noc_group() -> None:

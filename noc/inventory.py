@@ -415,6 +415,14 @@ def load_inventory(path: Path) -> Inventory:
     return parse_inventory(text, str(path))
 
 
+def secrets_path(inventory: Path, inv: Inventory) -> Path | None:
+    """The inventory's secrets file, relative to the inventory file unless absolute."""
+    if not inv.secrets_file:
+        return None
+    p = Path(inv.secrets_file)
+    return p if p.is_absolute() else inventory.parent / p
+
+
 class Secrets:
     """Resolves :class:`SecretRef` values from the environment or a TOML secrets file."""
 

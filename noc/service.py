@@ -11,15 +11,19 @@ import contextlib
 import logging
 import signal
 import ssl
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
 
 from collectors.ingest import IngestApp, openapi_document
+from collectors.snmp.poller import DevicePoll, SnmpScheduler
 from collectors.tsdb import InfluxWriter, OutboxDrainer, TsdbConfig
 from core.errors import ConfigError
-from noc.inventory import load_inventory
+from noc.inventory import Secrets, load_inventory, secrets_path
+from noc.model import Inventory
+from noc.snmp import schedules as snmp_schedules
 from noc.state import StateStore
 
 log = logging.getLogger("pantau.noc")
@@ -37,6 +41,7 @@ class ServiceConfig:
     rate_per_agent: float = 5.0
     burst_per_agent: float = 20.0
     prune_every_s: float = 3600.0
+    snmp_concurrency: int = 64
 
 
 def tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
@@ -88,6 +93,9 @@ async def serve(cfg: ServiceConfig, *, ready: asyncio.Event | None = None, stop:
     else:
         log.info("no time-series store configured (--tsdb-url): metrics wait in the NOC outbox")
     tasks.append(asyncio.create_task(_housekeeping(cfg, stop)))
+    poller = _snmp_poller(cfg, inv)
+    if poller is not None:
+        tasks.append(asyncio.create_task(poller.run(stop)))
     log.info("NOC %s listening on %s://%s:%d with %d agencies and %d devices (state %s)",
              inv.city or "(unnamed city)", scheme, cfg.listen, cfg.port, len(inv.agencies), len(inv.devices), cfg.db)
     if ready is not None:
@@ -101,6 +109,27 @@ async def serve(cfg: ServiceConfig, *, ready: asyncio.Event | None = None, stop:
     if writer is not None:
         writer.close()
     store.close()
+
+
+def _snmp_poller(cfg: ServiceConfig, inv: Inventory) -> SnmpScheduler | None:
+    """The SNMP scheduler for every device with SNMP access; its results go to their own connection."""
+    secrets = Secrets(secrets_path(cfg.inventory, inv))
+    scheds, problems = snmp_schedules(inv, secrets)
+    for p in problems:
+        log.error("%s", p)
+    if not scheds:
+        return None
+    store = StateStore(cfg.db)
+    store.sync_inventory(inv)
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pantau-snmp-db")
+
+    async def record(poll: DevicePoll) -> None:
+        if not poll.ok:
+            log.warning("%s", poll.error)
+        await asyncio.get_running_loop().run_in_executor(pool, store.apply_poll, poll)
+
+    log.info("polling %d device(s) over SNMP", len(scheds))
+    return SnmpScheduler(scheds, record, concurrency=cfg.snmp_concurrency)
 
 
 async def _housekeeping(cfg: ServiceConfig, stop: asyncio.Event) -> None:

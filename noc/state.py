@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from collectors.ingest import CommitResult
+from collectors.snmp.poller import DevicePoll
 from core.errors import NotFoundError, PantauError, StateError
 from noc.migrations import MIGRATIONS
 from noc.model import Device, Inventory
@@ -69,6 +70,7 @@ class StateStore:
         self.clock = clock
         self.outbox_max = outbox_max
         self.devices: dict[str, Device] = {}
+        self.agency_ids: set[str] = set()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
@@ -128,6 +130,7 @@ class StateStore:
             c.executemany("INSERT INTO iface_map VALUES (?,?,?)",
                           [(d.id, m.name, m.agency) for d in inv.devices for m in d.interfaces])
         self.devices = {d.id: d for d in inv.devices}
+        self.agency_ids = {a.id for a in inv.agencies}
 
     def _load_devices(self) -> None:
         """Rebuild the device map from the database (for a process that did not sync an inventory)."""
@@ -140,6 +143,7 @@ class StateStore:
             r[0]: Device(r[0], DeviceKind(r[2]), r[3], r[1], bool(r[4]), interfaces=tuple(maps.get(r[0], [])))
             for r in self.conn.execute("SELECT id, agency, kind, address, agent FROM devices")
         }
+        self.agency_ids = {r[0] for r in self.conn.execute("SELECT id FROM agencies")}
 
     # -- agents and tokens --------------------------------------------------------------------
     def add_agent(self, device_id: str, actor: str, reason: str = "", rotate: bool = False) -> str:
@@ -268,6 +272,16 @@ class StateStore:
             result = apply_batch(c, self, dev, batch, received_at)
         return result
 
+    def apply_poll(self, poll: DevicePoll) -> None:
+        """Durably record one SNMP poll (see :mod:`noc.snmp`)."""
+        from noc.snmp import apply_poll
+
+        dev = self.devices.get(poll.device)
+        if dev is None:
+            raise NotFoundError(f"device {poll.device!r} is not in the inventory")
+        with self.tx() as c:
+            apply_poll(c, self, dev, poll, self.agency_ids)
+
     def prune(self, now: float | None = None) -> dict[str, int]:
         """Drop rollups and ledger rows past their retention; returns rows removed per table."""
         now = self.clock() if now is None else now
@@ -291,6 +305,7 @@ class StateStore:
         rows = self.conn.execute(
             """SELECT d.agency, d.id, d.kind, d.address, s.last_seen, s.interval_s, s.uptime_s, s.boot_time,
                       s.cpu_percent, s.mem_used, s.mem_total, s.clock_skew_s, s.spool_dropped, s.source,
+                      s.last_error, s.last_error_at, s.reboots, s.sys_name,
                       (SELECT sum(rx_bps) FROM iface_state i WHERE i.device=d.id AND i.agency IS NOT NULL),
                       (SELECT sum(tx_bps) FROM iface_state i WHERE i.device=d.id AND i.agency IS NOT NULL)
                FROM devices d LEFT JOIN device_state s ON s.device=d.id
@@ -299,7 +314,10 @@ class StateStore:
         out = []
         for r in rows:
             last_seen = r[4]
-            if last_seen is None:
+            error, error_at = r[14], r[15]
+            if error_at is not None and (last_seen is None or error_at >= last_seen):
+                state = "unreachable"
+            elif last_seen is None:
                 state = "never seen"
             else:
                 late_after = max(3 * (r[5] or 30.0), 30.0)
@@ -310,7 +328,8 @@ class StateStore:
                 "uptime_s": None if r[6] is None else r[6] + (now - last_seen if state == "ok" else 0.0),
                 "boot_time": r[7], "cpu_percent": r[8], "mem_used": r[9], "mem_total": r[10],
                 "clock_skew_s": r[11], "spool_dropped": r[12], "source": r[13],
-                "in_bps": r[14] if state == "ok" else None, "out_bps": r[15] if state == "ok" else None,
+                "error": error if state == "unreachable" else None, "reboots": r[16] or 0, "sys_name": r[17],
+                "in_bps": r[18] if state == "ok" else None, "out_bps": r[19] if state == "ok" else None,
             })
         return out
 

@@ -33,6 +33,8 @@ def status_table(rows: list[dict[str, Any]]) -> str:
     body = []
     for r in rows:
         note = r["state"]
+        if r.get("error"):
+            note += f": {r['error']}"
         if r.get("clock_skew_s") is not None and abs(r["clock_skew_s"]) > 5:
             note += f", clock off by {r['clock_skew_s']:+.0f}s"
         if r.get("spool_dropped"):
