@@ -80,10 +80,15 @@ def start_noc(inventory: Path, db: Path, port: int, log: Path, *, tsdb_url: str 
         cmd += ["--tsdb-url", tsdb_url]
     cmd += extra or []
     proc = subprocess.Popen(cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT)
-    if scheme == "http":
-        wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/healthz"), 30, "NOC collector", proc)
-    else:
-        wait_until(lambda: port_open(port), 30, "NOC collector (TLS)", proc)
+    try:
+        if scheme == "http":
+            wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/healthz"), 30, "NOC collector", proc)
+        else:
+            wait_until(lambda: port_open(port), 30, "NOC collector (TLS)", proc)
+    except PantauError as exc:
+        stop(proc)
+        tail = log.read_text(errors="replace").strip().splitlines()[-15:]
+        raise PantauError(f"{exc}; last lines of {log}:\n" + "\n".join(tail)) from exc
     return proc
 
 
