@@ -48,17 +48,15 @@ def snmprec(uptime_ticks: int, ifaces: list[SimIface], *, xtable: bool = True, s
         ((1, 3, 6, 1, 2, 1, 1, 3, 0), "67", str(uptime_ticks)),
         ((1, 3, 6, 1, 2, 1, 1, 5, 0), "4", sys_name),
     ]
+    if_t, if_x = (1, 3, 6, 1, 2, 1, 2, 2, 1), (1, 3, 6, 1, 2, 1, 31, 1, 1, 1)
     for i in ifaces:
-        t = (1, 3, 6, 1, 2, 1, 2, 2, 1)
-        recs += [(t + (2, i.index), "4", i.name), (t + (5, i.index), "66", str(min(i.speed_mbps * 10**6, 2**32 - 1))),
-                 (t + (8, i.index), "2", "1" if i.up else "2"),
-                 (t + (10, i.index), "65", str(i.rx % 2**32)), (t + (14, i.index), "65", "0"),
-                 (t + (16, i.index), "65", str(i.tx % 2**32)), (t + (20, i.index), "65", "0")]
+        cols = [(if_t, 2, "4", i.name), (if_t, 5, "66", str(min(i.speed_mbps * 10**6, 2**32 - 1))),
+                (if_t, 8, "2", "1" if i.up else "2"), (if_t, 10, "65", str(i.rx % 2**32)), (if_t, 14, "65", "0"),
+                (if_t, 16, "65", str(i.tx % 2**32)), (if_t, 20, "65", "0")]
         if xtable:
-            x = (1, 3, 6, 1, 2, 1, 31, 1, 1, 1)
-            recs += [(x + (1, i.index), "4", i.name), (x + (6, i.index), "70", str(i.rx)),
-                     (x + (10, i.index), "70", str(i.tx)), (x + (15, i.index), "66", str(i.speed_mbps)),
-                     (x + (18, i.index), "4", i.alias)]
+            cols += [(if_x, 1, "4", i.name), (if_x, 6, "70", str(i.rx)), (if_x, 10, "70", str(i.tx)),
+                     (if_x, 15, "66", str(i.speed_mbps)), (if_x, 18, "4", i.alias)]
+        recs += [((*table, col, i.index), typ, val) for table, col, typ, val in cols]
     recs.sort()
     return "".join(f"{'.'.join(map(str, oid))}|{typ}|{val}\n" for oid, typ, val in recs)
 
@@ -94,7 +92,8 @@ def start_snmpsim(home: Path, communities: list[str]) -> SnmpSim:
     runner = home / "snmpsim_runner.py"
     runner.write_text(SNMPSIM_RUNNER)
     args = [sys.executable, str(runner), f"--data-dir={data}", f"--cache-dir={cache}",
-            f"--agent-udpv4-endpoint=127.0.0.1:{sim.port}", f"--logging-method=file:{logs / 'snmpsim.log'}", "--max-var-binds=512"]
+            f"--agent-udpv4-endpoint=127.0.0.1:{sim.port}", f"--logging-method=file:{logs / 'snmpsim.log'}",
+            "--max-var-binds=512"]
     if os.geteuid() == 0:
         args += ["--process-user=nobody", "--process-group=nogroup"]
     sim.proc = subprocess.Popen(args, stdout=(home / "snmpsim.out").open("ab"), stderr=subprocess.STDOUT)
