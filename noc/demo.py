@@ -8,8 +8,12 @@ reports arrive; stops everything it started on Ctrl-C or after ``--duration``.
 from __future__ import annotations
 
 import contextlib
+import os
+import secrets
+import shutil
 import subprocess
 import time
+import tomllib
 import urllib.parse
 from dataclasses import dataclass
 from importlib import resources
@@ -36,20 +40,40 @@ class DemoOptions:
 
 def _allocation_table(store: StateStore, inv_path: Path) -> str:
     inv = load_inventory(inv_path)
-    rows = store.status_rows()
-    use: dict[str, list[float]] = {}
-    for r in rows:
-        if r["agency"] and r["in_bps"] is not None:
-            u = use.setdefault(r["agency"], [0.0, 0.0])
-            u[0] += r["in_bps"]
-            u[1] += r["out_bps"] or 0.0
+    use = store.agency_usage()
     body = []
     for a in inv.allocations:
-        u = use.get(a.agency, [])
+        u = use.get(a.agency)
         body.append([a.agency, a.uplink, format_rate(a.guaranteed_down), format_rate(a.ceiling_down),
                      format_rate(a.guaranteed_up), format_rate(a.ceiling_up),
                      format_rate(u[0]) if u else "-", format_rate(u[1]) if u else "-"])
     return table(["AGENCY", "UPLINK", "GUAR DOWN", "CEIL DOWN", "GUAR UP", "CEIL UP", "USING IN", "USING OUT"], body)
+
+
+def _write_demo_secrets(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f'core-rtr-snmp-auth = "{secrets.token_hex(12)}"\n'
+                 f'core-rtr-snmp-priv = "{secrets.token_hex(12)}"\n'
+                 f'disdik-sw1-community = "{secrets.token_hex(8)}"\n')
+
+
+def _start_demo_snmpd(state: Path, port: int, logs: Path) -> subprocess.Popen[bytes]:
+    keys = tomllib.loads((state / "secrets.toml").read_text())
+    conf = state / "snmpd.conf"
+    persist = state / "snmp"
+    persist.mkdir(exist_ok=True)
+    fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"agentAddress udp:127.0.0.1:{port}\n"
+                 f"createUser pantau SHA {keys['core-rtr-snmp-auth']} AES {keys['core-rtr-snmp-priv']}\n"
+                 "rouser pantau priv\n")
+    for stale in persist.glob("*.conf"):
+        stale.unlink()  # keys change every demo run: forget the previous run's users
+    return subprocess.Popen(["snmpd", "-f", "-C", "-c", str(conf), "-Lf", str(logs / "snmpd.log"),
+                             "-p", str(state / "snmpd.pid")], env={**os.environ, "SNMP_PERSISTENT_DIR": str(persist)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
 
 
 def run_demo(opt: DemoOptions) -> None:
@@ -57,11 +81,15 @@ def run_demo(opt: DemoOptions) -> None:
     state.mkdir(parents=True, exist_ok=True)
     logs = state / "logs"
     logs.mkdir(exist_ok=True)
+    snmp_port = None
     if opt.inventory is not None:
         inv_path = opt.inventory.resolve()
     else:
         inv_path = state / "city.toml"
-        inv_path.write_text(resources.files("noc").joinpath("demo/city.toml").read_text())
+        snmp_port = procs.free_udp_port()
+        text = resources.files("noc").joinpath("demo/city.toml").read_text()
+        inv_path.write_text(text.replace("port = 16161", f"port = {snmp_port}"))
+        _write_demo_secrets(state / "secrets.toml")
     inv = load_inventory(inv_path)
     db = state / "noc.sqlite"
     store = StateStore(db)
@@ -77,6 +105,9 @@ def run_demo(opt: DemoOptions) -> None:
             tsdb_url = f"http://127.0.0.1:{vm_port}"
         elif opt.tsdb:
             click.echo("VictoriaMetrics is not installed: metrics wait in the NOC outbox (scripts/setup installs it)")
+        if snmp_port is not None and shutil.which("snmpd"):
+            children.append(_start_demo_snmpd(state, snmp_port, logs))
+            click.echo(f"starting snmpd on 127.0.0.1:{snmp_port} as the demo's core router (SNMPv3 authPriv)")
         click.echo(f"starting the NOC collector on 127.0.0.1:{opt.port} (state {db}, log {logs / 'noc.log'})")
         children.append(procs.start_noc(inv_path, db, opt.port, logs / "noc.log", tsdb_url=tsdb_url))
         noc_url = f"http://127.0.0.1:{opt.port}"

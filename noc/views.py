@@ -34,7 +34,9 @@ def status_table(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         note = r["state"]
         if r.get("error"):
-            note += f": {r['error']}"
+            # the table already names the device: drop the "device (host:port): " prefix and keep it short
+            err = str(r["error"]).split("): ", 1)[-1]
+            note += f": {err[:77] + '...' if len(err) > 80 else err}"
         if r.get("clock_skew_s") is not None and abs(r["clock_skew_s"]) > 5:
             note += f", clock off by {r['clock_skew_s']:+.0f}s"
         if r.get("spool_dropped"):

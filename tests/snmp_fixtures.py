@@ -8,13 +8,13 @@ and ifIndex move exactly as a scenario needs.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from noc import procs
+from noc.procs import free_udp_port
 
 SNMPSIM_RUNNER = """
 import dbm, dbm.dumb, encodings.idna, encodings.utf_8, encodings.latin_1, encodings.ascii
@@ -22,12 +22,6 @@ import sys
 from snmpsim.commands.responder import main
 sys.exit(main())
 """
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)

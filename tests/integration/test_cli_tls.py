@@ -94,11 +94,16 @@ def test_the_agent_refuses_root_without_a_user(tmp_path: Path) -> None:
 def test_demo_main_job_runs_and_shows_status(world_tmp: Path) -> None:
     port = free_port()
     out = pantau("demo", "--state-dir", str(world_tmp / "demo"), "--port", str(port), "--interval", "2",
-                 "--duration", "14")
+                 "--duration", "24")
     assert "started 3 agent(s)" in out.stdout
     assert "dinkes-srv1" in out.stdout and "LAST SEEN" in out.stdout
     assert out.stdout.count(" ok") >= 3, out.stdout
     assert "bandwidth allocations" in out.stdout
+    last = out.stdout.rsplit("== Kota Demo", 1)[-1]
+    assert "core-rtr" in last and "disdik-sw1" in last
+    assert "unreachable: no SNMP answer" in last, "the switched-off switch reads as unreachable"
+    rtr = next(line for line in last.splitlines() if "core-rtr" in line)
+    assert rtr.rstrip().endswith("ok"), rtr
     assert "VictoriaMetrics at http://127.0.0.1:" in out.stdout
     if agent_user_args()[:1] == ["--user"]:
         assert "as user nobody" in out.stdout
