@@ -1,4 +1,4 @@
-"""A small asyncio SNMP client on pysnmp 7: GET and multi-column GETBULK table walks.
+"""A small asyncio SNMP client on pysnmp 7: multi-column GETBULK table walks with scalars.
 
 Errors become :mod:`core.errors` exceptions that name the device and say what to check. Values come
 back as plain Python (int, str); MIB look-ups are off (numeric OIDs only).
@@ -18,7 +18,6 @@ from pysnmp.hlapi.v3arch.asyncio import (
     UdpTransportTarget,
     UsmUserData,
     bulk_cmd,
-    get_cmd,
     usmAesCfb128Protocol,
     usmAesCfb256Protocol,
     usmDESPrivProtocol,
@@ -123,32 +122,41 @@ class SnmpClient:
         if err_status and int(err_status) != 0:
             raise DeviceError(f"{t.where}: SNMP error {err_status.prettyPrint()} at varbind {err_index}")
 
-    async def get(self, t: SnmpTarget, oids: list[str]) -> dict[str, int | str | None]:
-        """GET scalars; absent objects come back as None."""
-        err_ind, err_status, err_index, var_binds = await get_cmd(
-            self._engine(t), self._auth(t), await self._transport(t), ContextData(),
-            *[ObjectType(ObjectIdentity(o)) for o in oids], lookupMib=False)
-        self._check(t, err_ind, err_status, err_index)
-        return {str(vb[0]): _plain(vb[1]) for vb in var_binds}
-
     async def walk_columns(self, t: SnmpTarget, columns: list[str], max_repetitions: int = 20,
-                           max_requests: int = 200) -> dict[str, dict[int, int | str | None]]:
-        """Walk several table columns together with GETBULK; return column -> {row index: value}."""
+                           max_requests: int = 200, scalars: tuple[str, ...] = ()
+                           ) -> tuple[dict[str, int | str | None], dict[str, dict[int, int | str | None]]]:
+        """Walk several table columns together with GETBULK.
+
+        ``scalars`` are read in the first request as non-repeaters (GETNEXT semantics: pass
+        ``1.3.6.1.2.1.1.3`` to get ``sysUpTime.0``), saving a separate GET. Returns the scalars by
+        the OID asked for, and column -> {row index: value}.
+        """
         out: dict[str, dict[int, int | str | None]] = {c: {} for c in columns}
+        found: dict[str, int | str | None] = {}
         cursor = {c: c for c in columns}
         engine, auth, transport = self._engine(t), self._auth(t), await self._transport(t)
+        pending_scalars = list(scalars)
         for _ in range(max_requests):
-            if not cursor:
-                return out
+            if not cursor and not pending_scalars:
+                return found, out
             cols = list(cursor)
+            nonrep = len(pending_scalars)
             err_ind, err_status, err_index, var_binds = await bulk_cmd(
-                engine, auth, transport, ContextData(), 0, max_repetitions,
+                engine, auth, transport, ContextData(), nonrep, max_repetitions,
+                *[ObjectType(ObjectIdentity(o)) for o in pending_scalars],
                 *[ObjectType(ObjectIdentity(cursor[c])) for c in cols], lookupMib=False)
             self._check(t, err_ind, err_status, err_index)
+            for asked, vb in zip(pending_scalars, var_binds[:nonrep], strict=False):
+                oid = str(vb[0])
+                found[asked] = _plain(vb[1]) if oid.startswith(asked + ".") else None
+            pending_scalars = []
+            var_binds = var_binds[nonrep:]
+            if not cols:
+                return found, out
             done: set[str] = set()
             rows = len(var_binds) // len(cols)
             if rows == 0:
-                return out
+                return found, out
             for r in range(rows):
                 for i, col in enumerate(cols):
                     if col in done:

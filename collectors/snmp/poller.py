@@ -96,15 +96,15 @@ async def poll_device(client: SnmpClient, t: SnmpTarget, *, max_repetitions: int
     """Poll one device; errors are returned in the result, never raised."""
     started, t0 = time.time(), time.monotonic()
     try:
-        sysvals = await client.get(t, [oids.SYS_UPTIME, oids.SYS_NAME, oids.SYS_DESCR])
-        cols = await client.walk_columns(t, [oids.COLUMNS[k] for k in oids.WALKED], max_repetitions)
+        sysvals, cols = await client.walk_columns(t, [oids.COLUMNS[k] for k in oids.WALKED], max_repetitions,
+                                                  scalars=oids.SYS_SCALARS)
     except DeviceError as exc:
         kind = {"DeviceUnreachable": "unreachable", "DeviceAuthError": "auth"}.get(type(exc).__name__, "error")
         return DevicePoll(t.name, False, started, time.monotonic() - t0, str(exc), kind)
-    uptime = sysvals.get(oids.SYS_UPTIME)
+    uptime, name, descr = (sysvals.get(o) for o in oids.SYS_SCALARS)
     return DevicePoll(
         t.name, True, started, time.monotonic() - t0, sys_uptime_ticks=uptime if isinstance(uptime, int) else None,
-        sys_name=str(sysvals.get(oids.SYS_NAME) or ""), sys_descr=str(sysvals.get(oids.SYS_DESCR) or ""),
+        sys_name=str(name or ""), sys_descr=str(descr or ""),
         interfaces=tuple(build_interfaces(cols)),
     )
 
