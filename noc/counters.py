@@ -51,6 +51,22 @@ def add_rollup(c: sqlite3.Connection, scope: str, key: str, t_end: float, elapse
             )
 
 
+def _note_interface_changes(c: sqlite3.Connection, dev: Device, seq: int, readings: list[IfaceReading]) -> None:
+    """Log interfaces that appeared or disappeared; forget the latest state of those gone."""
+    known = {r[0]: r[1] for r in c.execute("SELECT iface, seq FROM iface_last WHERE device=?", (dev.id,))}
+    if not known or any(s >= seq for s in known.values()):
+        return  # first sample of this device, or a late one: nothing to compare
+    names = {it.name for it in readings}
+    for it in readings:
+        if it.name not in known:
+            log.info("%s: new interface %s%s", dev.id, it.name,
+                     f" (ifIndex {it.if_index})" if it.if_index is not None else "")
+    for gone in sorted(set(known) - names):
+        log.warning("%s: interface %s is no longer reported by the device; its rate is no longer counted",
+                    dev.id, gone)
+        c.execute("DELETE FROM iface_state WHERE device=? AND iface=?", (dev.id, gone))
+
+
 def apply_interfaces(
     c: sqlite3.Connection,
     dev: Device,
@@ -66,6 +82,7 @@ def apply_interfaces(
 ) -> None:
     """Apply one sample of a device's interfaces taken at ``t`` (NOC clock) / ``mono`` (device clock)."""
     ts_ns = int(t * 1e9)
+    _note_interface_changes(c, dev, seq, readings)
     # per agency: [rx bytes, tx bytes, elapsed, complete]; an agency's interval counts only if every
     # one of its interfaces on this device has a known difference for it
     per_agency: dict[str, list[Any]] = {}

@@ -169,3 +169,14 @@ def test_a_dead_device_does_not_delay_the_others(sim: SnmpSim) -> None:
         gaps = [b - a for a, b in itertools.pairwise(stamps)]
         assert max(gaps) < 1.3, f"{name} kept its 1 s schedule: {gaps}"
     assert [ok for _, ok in seen["dead"]] == [False] * 6
+
+
+def test_interfaces_that_appear_or_vanish_are_noticed(sim: SnmpSim, store: StateStore,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    step(sim, store, 10_000, [SimIface(1, "ether1", 0, 0), SimIface(2, "ether2", 0, 0)])
+    with caplog.at_level(logging.INFO):
+        step(sim, store, 11_000, [SimIface(1, "ether1", 100, 0), SimIface(3, "ether3", 0, 0)])
+    assert "rtr: new interface ether3 (ifIndex 3)" in caplog.text
+    assert "rtr: interface ether2 is no longer reported" in caplog.text
+    names = {r[0] for r in store.conn.execute("SELECT iface FROM iface_state WHERE device='rtr'")}
+    assert names == {"ether1", "ether3"}
