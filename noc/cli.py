@@ -67,22 +67,24 @@ def main() -> None:
 main.add_command(agent_group)
 
 
-@main.group("snmp", cls=click.Group)
+class _LazySnmp(click.Group):
+    """Loads the SNMP commands (and pysnmp) only when one of them runs."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return ["discover", "poll"]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        try:
+            from noc import snmp_cli
+        except ImportError as exc:
+            raise click.ClickException(
+                f"SNMP commands need the NOC install (pip install 'pantau[noc]'): {exc}") from exc
+        return {"discover": snmp_cli.discover, "poll": snmp_cli.poll_cmd}.get(cmd_name)
+
+
+@main.group("snmp", cls=_LazySnmp)
 def snmp_group() -> None:
     """Ask routers and switches over SNMP."""
-
-
-def _register_snmp() -> None:
-    """The SNMP commands need pysnmp (a NOC dependency): add them only where it is installed."""
-    try:
-        from noc.snmp_cli import discover, poll_cmd
-    except ImportError:
-        return
-    snmp_group.add_command(discover)
-    snmp_group.add_command(poll_cmd)
-
-
-_register_snmp()
 
 
 # -- noc ------------------------------------------------------------------------------------

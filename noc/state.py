@@ -22,9 +22,11 @@ from typing import Any
 
 from collectors.ingest import CommitResult
 from collectors.snmp.poller import DevicePoll
-from core.errors import NotFoundError, PantauError, StateError
+from core.errors import NotFoundError, PantauError, ReportError, StateError
 from noc.migrations import MIGRATIONS
-from noc.model import Device, Inventory
+from noc.model import Device, DeviceKind, InterfaceMapping, Inventory
+from noc.reports import apply_batch
+from noc.snmp import apply_poll
 
 log = logging.getLogger("pantau.state")
 
@@ -134,8 +136,6 @@ class StateStore:
 
     def _load_devices(self) -> None:
         """Rebuild the device map from the database (for a process that did not sync an inventory)."""
-        from noc.model import DeviceKind, InterfaceMapping
-
         maps: dict[str, list[InterfaceMapping]] = {}
         for dev, iface, agency in self.conn.execute("SELECT device, iface, agency FROM iface_map"):
             maps.setdefault(dev, []).append(InterfaceMapping(iface, agency))
@@ -258,15 +258,11 @@ class StateStore:
     # -- reports --------------------------------------------------------------------------------
     def commit_batch(self, agent: str, batch: dict[str, Any], received_at: float) -> CommitResult:
         """Durably record a validated batch (see :mod:`noc.reports`)."""
-        from noc.reports import apply_batch
-
         dev = self.devices.get(agent)
         if dev is None:
             self._load_devices()
             dev = self.devices.get(agent)
         if dev is None:
-            from core.errors import ReportError
-
             raise ReportError(f"device {agent!r} is no longer in the inventory")
         with self.tx() as c:
             result = apply_batch(c, self, dev, batch, received_at)
@@ -274,8 +270,6 @@ class StateStore:
 
     def apply_poll(self, poll: DevicePoll) -> None:
         """Durably record one SNMP poll (see :mod:`noc.snmp`)."""
-        from noc.snmp import apply_poll
-
         dev = self.devices.get(poll.device)
         if dev is None:
             raise NotFoundError(f"device {poll.device!r} is not in the inventory")
