@@ -259,6 +259,41 @@ def audit_verify(db: Path) -> None:
     click.echo(f"audit log intact: {n} entries, hash chain verified")
 
 
+# -- dashboards -----------------------------------------------------------------------------
+@main.group("dashboards")
+def dashboards_group() -> None:
+    """Grafana dashboards built from pantau's metric schema."""
+
+
+@dashboards_group.command("build")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("var/grafana"), show_default=True)
+@click.option("--datasource-url", default="http://127.0.0.1:8428", show_default=True,
+              help="VictoriaMetrics (Prometheus API) URL as Grafana reaches it")
+def dashboards_build(out: Path, datasource_url: str) -> None:
+    """Write dashboard JSON and Grafana provisioning files (data source, dashboard provider)."""
+    from dashboards.output import write_provisioning
+
+    for path in write_provisioning(out, datasource_url):
+        click.echo(f"wrote {path}")
+    click.echo(f"point Grafana's provisioning directory at {out / 'provisioning'} (see README)")
+
+
+@dashboards_group.command("push")
+@click.option("--url", required=True, help="Grafana base URL, e.g. https://grafana.kota.go.id")
+@click.option("--token-env", default="GRAFANA_TOKEN", show_default=True,
+              help="environment variable holding a Grafana service-account token")
+@click.option("--folder-uid", default=None, help="Grafana folder to put the dashboards in")
+def dashboards_push(url: str, token_env: str, folder_uid: str | None) -> None:
+    """Create or replace the dashboards through Grafana's HTTP API."""
+    from dashboards.output import push
+
+    token = os.environ.get(token_env, "")
+    if not token:
+        raise click.UsageError(f"set {token_env} to a Grafana service-account token (never on the command line)")
+    for where in push(url, token, folder_uid=folder_uid):
+        click.echo(f"pushed {where}")
+
+
 # -- demo -----------------------------------------------------------------------------------
 @main.command("demo")
 @click.option("--state-dir", type=click.Path(path_type=Path), default=Path("var/demo"), show_default=True)

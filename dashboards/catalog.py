@@ -1,0 +1,123 @@
+"""The dashboards pantau ships, as grafanalib objects (PromQL for VictoriaMetrics/Prometheus).
+
+Each panel is described as data (:class:`PanelSpec`): its queries and the labels its legend uses,
+which the tests check against the real store. Built so far: *Devices* (per router, switch or
+server: interface traffic, errors, drops, reachability) and *Agency traffic* (one agency's
+interfaces across devices). The NOC overview with allocations, Backups and Uptime/SLA dashboards
+follow when those metrics exist.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from grafanalib import core as g
+
+from collectors import metrics
+
+DATASOURCE_UID = "pantau-vm"
+_DS = {"type": "prometheus", "uid": DATASOURCE_UID}
+
+
+@dataclass(frozen=True)
+class Query:
+    expr: str
+    legend: str
+
+    @property
+    def legend_labels(self) -> set[str]:
+        return set(re.findall(r"\{\{\s*(\w+)\s*\}\}", self.legend))
+
+
+@dataclass(frozen=True)
+class PanelSpec:
+    title: str
+    unit: str
+    queries: tuple[Query, ...]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class DashboardSpec:
+    uid: str
+    title: str
+    variable: str  # the one template variable, e.g. "device"
+    variable_query: str
+    panels: tuple[PanelSpec, ...]
+    description: str
+
+
+def _s(m: metrics.Measurement, field: str) -> str:
+    return m.series(field)
+
+
+IFACE, HOST, SNMP = metrics.IFACE, metrics.HOST, metrics.SNMP
+
+DEVICES = DashboardSpec(
+    uid="pantau-devices",
+    title="pantau — Devices",
+    variable="device",
+    # every device that reported interfaces or was polled (an unreachable one has only pantau_snmp_up)
+    variable_query=f'label_values({{__name__=~"{_s(IFACE, "rx_bytes")}|{_s(SNMP, "up")}"}}, device)',
+    description="One router, switch or server: traffic, errors and drops per interface, and reachability.",
+    panels=(
+        PanelSpec("Receive rate by interface", "bps", (Query(
+            f'sum by (iface) ({_s(IFACE, "rx_bps")}{{device="$device"}})', "{{iface}} in"),)),
+        PanelSpec("Send rate by interface", "bps", (Query(
+            f'sum by (iface) ({_s(IFACE, "tx_bps")}{{device="$device"}})', "{{iface}} out"),)),
+        PanelSpec("Interface errors per second", "pps", (
+            Query(f'sum by (iface) (rate({_s(IFACE, "rx_errors")}{{device="$device"}}[5m]))', "{{iface}} rx errors"),
+            Query(f'sum by (iface) (rate({_s(IFACE, "tx_errors")}{{device="$device"}}[5m]))', "{{iface}} tx errors"),
+        )),
+        PanelSpec("Dropped packets per second", "pps", (
+            Query(f'sum by (iface) (rate({_s(IFACE, "rx_drops")}{{device="$device"}}[5m]))', "{{iface}} rx drops"),
+            Query(f'sum by (iface) (rate({_s(IFACE, "tx_drops")}{{device="$device"}}[5m]))', "{{iface}} tx drops"),
+        )),
+        PanelSpec("Uptime", "s", (Query(f'max by (device) ({_s(HOST, "uptime_seconds")}{{device="$device"}})',
+                                        "{{device}}"),),
+                  "Seconds since boot (agent) or since the SNMP agent started (sysUpTime); a drop is a reboot."),
+        PanelSpec("SNMP reachability", "none", (Query(f'max by (device) ({_s(SNMP, "up")}{{device="$device"}})',
+                                                      "{{device}} answered"),),
+                  "1 when the device answered its SNMP poll, 0 when it did not. Only for polled devices."),
+    ),
+)
+
+AGENCY = DashboardSpec(
+    uid="pantau-agency",
+    title="pantau — Agency traffic",
+    variable="agency",
+    variable_query=f'label_values({_s(IFACE, "rx_bps")}{{agency!=""}}, agency)',
+    description="One agency: the traffic of every interface counted for it, on servers and routers.",
+    panels=(
+        PanelSpec("Traffic in, by device and interface", "bps", (Query(
+            f'sum by (device, iface) ({_s(IFACE, "rx_bps")}{{agency="$agency"}})', "{{device}} {{iface}}"),)),
+        PanelSpec("Traffic out, by device and interface", "bps", (Query(
+            f'sum by (device, iface) ({_s(IFACE, "tx_bps")}{{agency="$agency"}})', "{{device}} {{iface}}"),)),
+        PanelSpec("Agency total", "bps", (
+            Query(f'sum by (agency) ({_s(IFACE, "rx_bps")}{{agency="$agency"}})', "{{agency}} in"),
+            Query(f'sum by (agency) ({_s(IFACE, "tx_bps")}{{agency="$agency"}})', "{{agency}} out"),
+        )),
+        PanelSpec("Server memory in use", "bytes", (Query(
+            f'max by (device) ({_s(HOST, "mem_used_bytes")}{{agency="$agency"}})', "{{device}}"),)),
+    ),
+)
+
+ALL: tuple[DashboardSpec, ...] = (DEVICES, AGENCY)
+
+
+def build(spec: DashboardSpec) -> g.Dashboard:
+    """The grafanalib dashboard for a spec: panels two per row, 12 columns wide, 8 high."""
+    panels = []
+    for i, p in enumerate(spec.panels):
+        panels.append(g.TimeSeries(
+            title=p.title, description=p.description, dataSource=_DS, unit=p.unit, id=i + 1,
+            gridPos=g.GridPos(h=8, w=12, x=(i % 2) * 12, y=(i // 2) * 8),
+            targets=[g.Target(expr=q.expr, legendFormat=q.legend, refId=chr(ord("A") + j), datasource=_DS)
+                     for j, q in enumerate(p.queries)],
+        ))
+    variable = g.Template(name=spec.variable, label=spec.variable.capitalize(), query=spec.variable_query,
+                          dataSource=_DS, refresh=2, type="query")
+    return g.Dashboard(title=spec.title, uid=spec.uid, description=spec.description, panels=panels,
+                       templating=g.Templating(list=[variable]), tags=["pantau"], timezone="browser",
+                       refresh="1m", time=g.Time("now-6h", "now"), schemaVersion=39).auto_panel_ids()

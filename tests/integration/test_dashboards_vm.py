@@ -1,0 +1,69 @@
+"""Every dashboard panel's query runs against the real VictoriaMetrics holding real pantau data
+and returns series carrying the labels its legend uses: a renamed metric or label fails here."""
+
+from __future__ import annotations
+
+import time
+import urllib.parse
+from typing import Any
+
+import pytest
+
+from dashboards.catalog import ALL
+from noc import procs
+from noc.procs import free_udp_port
+from tests.conftest import CITY, VM, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def _values(vm: VM, query: str) -> list[str]:
+    """Resolve a Grafana label_values(selector, label) variable query against the store."""
+    selector, label = query[len("label_values("):-1].rsplit(",", 1)
+    q = urllib.parse.urlencode({"match[]": selector.strip()})
+    data = procs.http_json(f"{vm.url}/api/v1/label/{label.strip()}/values?{q}")
+    return list(data["data"])  # type: ignore[index]
+
+
+def _range(vm: VM, expr: str) -> list[dict[str, Any]]:
+    now = time.time()
+    q = urllib.parse.urlencode({"query": expr, "start": now - 900, "end": now, "step": 15})
+    data = procs.http_json(f"{vm.url}/api/v1/query_range?{q}")
+    return data["data"]["result"]  # type: ignore[index,no-any-return]
+
+
+def test_every_panel_returns_series_with_its_legend_labels(vm: VM, noc_factory: Any,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    dead_port = free_udp_port()
+    city = CITY + f"""
+[[devices]]
+id = "rtr"
+kind = "router"
+address = "127.0.0.1"
+snmp = {{ version = "2c", community = "env:PT_X", port = {dead_port}, interval = "2s", timeout = "0.5s", retries = 0 }}
+"""
+    monkeypatch.setenv("PT_X", "x")  # the community of a router that is switched off
+    noc = noc_factory(tsdb_url=vm.url, city=city)
+    agent = noc.start_agent("srv-a", interval=1.0, extra=["--count", "8"])
+    assert agent.wait(60) == 0
+    noc.wait_outbox_empty()
+    wait_for(lambda: bool(vm.query('pantau_snmp_up{device="rtr"}')) and bool(vm.query(
+        'pantau_iface_rx_errors{device="srv-a"}')), 30, "agent and SNMP data searchable")
+    checked = 0
+    for spec in ALL:
+        values = _values(vm, spec.variable_query)
+        assert values, f"{spec.uid}: the ${spec.variable} variable lists no values"
+        for panel in spec.panels:
+            for q in panel.queries:
+                hits = []
+                for v in values:
+                    series = _range(vm, q.expr.replace(f"${spec.variable}", v))
+                    if series:
+                        hits = series
+                        break
+                assert hits, f"{spec.uid} / {panel.title}: {q.expr} returns nothing for any of {values}"
+                for s in hits:
+                    missing = q.legend_labels - set(s["metric"])
+                    assert not missing, f"{spec.uid} / {panel.title}: legend needs {missing}, series has {s['metric']}"
+                checked += 1
+    assert checked == sum(len(p.queries) for s in ALL for p in s.panels)
