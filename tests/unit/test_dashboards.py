@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -60,7 +60,7 @@ def test_provisioning_files(tmp_path: Path) -> None:
 
 
 class _Grafana(BaseHTTPRequestHandler):
-    requests: list[dict[str, Any]] = []
+    requests: ClassVar[list[dict[str, Any]]] = []
     status = 200
 
     def do_POST(self) -> None:
@@ -98,7 +98,7 @@ def test_push_sends_every_dashboard_with_the_token(grafana: tuple[str, type[_Gra
 def test_push_errors_say_what_is_wrong(grafana: tuple[str, type[_Grafana]]) -> None:
     url, handler = grafana
     handler.status = 401
-    with pytest.raises(TransportError, match="HTTP 401.*the API token is wrong or expired"):
+    with pytest.raises(TransportError, match=r"HTTP 401.*the API token is wrong or expired"):
         push(url, "bad")
-    with pytest.raises(TransportError, match="cannot reach Grafana at http://127.0.0.1:9"):
+    with pytest.raises(TransportError, match=r"cannot reach Grafana at http://127\.0\.0\.1:9"):
         push("http://127.0.0.1:9", "t", timeout=2)
