@@ -77,7 +77,36 @@ SNMP = Measurement(
     },
 )
 
-ALL: tuple[Measurement, ...] = (IFACE, HOST, DISK, SNMP)
+AGENCY = Measurement(
+    "pantau_agency",
+    ("agency", "device", "source"),
+    {
+        "down_bps": "the agency's download measured on one device (toward the agency), bit/s",
+        "up_bps": "the agency's upload measured on one device (from the agency), bit/s",
+    },
+)
+
+ALLOC = Measurement(
+    "pantau_alloc",
+    ("agency", "uplink"),
+    {
+        "guaranteed_down_bps": "download rate guaranteed to the agency (desired state)",
+        "ceiling_down_bps": "download rate the agency may borrow up to (desired state)",
+        "guaranteed_up_bps": "upload rate guaranteed to the agency (desired state)",
+        "ceiling_up_bps": "upload rate the agency may borrow up to (desired state)",
+    },
+)
+
+UPLINK = Measurement(
+    "pantau_uplink",
+    ("uplink",),
+    {
+        "capacity_down_bps": "the uplink's download capacity",
+        "capacity_up_bps": "the uplink's upload capacity",
+    },
+)
+
+ALL: tuple[Measurement, ...] = (IFACE, HOST, DISK, SNMP, AGENCY, ALLOC, UPLINK)
 
 
 def _esc_tag(value: str) -> str:

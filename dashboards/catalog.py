@@ -1,9 +1,9 @@
 """The dashboards pantau ships, as grafanalib objects (PromQL for VictoriaMetrics/Prometheus).
 
 Each panel is described as data (:class:`PanelSpec`): its queries and the labels its legend uses,
-which the tests check against the real store. Built so far: *Devices* (per router, switch or
-server: interface traffic, errors, drops, reachability) and *Agency traffic* (one agency's
-interfaces across devices). The NOC overview with allocations, Backups and Uptime/SLA dashboards
+which the tests check against the real store. Built so far: *NOC overview* (uplink use, agencies
+against their allocations, devices down), *Devices* (per router, switch or server: interface
+traffic, errors, drops, reachability) and *Agency traffic*. Backups and Uptime/SLA dashboards
 follow when those metrics exist.
 """
 
@@ -53,6 +53,42 @@ def _s(m: metrics.Measurement, field: str) -> str:
 
 
 IFACE, HOST, SNMP = metrics.IFACE, metrics.HOST, metrics.SNMP
+AGENCY_M, ALLOC, UPLINK = metrics.AGENCY, metrics.ALLOC, metrics.UPLINK
+
+
+def _vs_ceiling(direction: str) -> Query:
+    return Query(f"sum by (agency) ({_s(AGENCY_M, f'{direction}_bps')}) / on (agency) "
+                 f"sum by (agency) ({_s(ALLOC, f'ceiling_{direction}_bps')})", "{{agency}}")
+
+
+OVERVIEW = DashboardSpec(
+    uid="pantau-overview",
+    title="pantau — NOC overview",
+    variable="agency",
+    variable_query=f"label_values({_s(ALLOC, 'ceiling_down_bps')}, agency)",
+    description="The city at a glance: the uplink's use, every agency against its allocation, devices down.",
+    panels=(
+        PanelSpec("City traffic vs uplink capacity", "percentunit", (
+            Query(f"sum({_s(AGENCY_M, 'down_bps')}) / scalar(sum({_s(UPLINK, 'capacity_down_bps')}))", "download"),
+            Query(f"sum({_s(AGENCY_M, 'up_bps')}) / scalar(sum({_s(UPLINK, 'capacity_up_bps')}))", "upload"),
+        ), "Measured agency traffic over the uplinks' total capacity."),
+        PanelSpec("Devices not answering SNMP", "none", (Query(
+            f"count({_s(SNMP, 'up')} == 0) or vector(0)", "devices down"),)),
+        PanelSpec("Agency download as share of its ceiling", "percentunit", (_vs_ceiling("down"),),
+                  "Near 100% an agency is held at its ceiling; above it, enforcement is missing or bypassed."),
+        PanelSpec("Agency upload as share of its ceiling", "percentunit", (_vs_ceiling("up"),)),
+        PanelSpec("Download: $agency against its allocation", "bps", (
+            Query(f'sum by (agency) ({_s(AGENCY_M, "down_bps")}{{agency="$agency"}})', "{{agency}} using"),
+            Query(f'max by (agency) ({_s(ALLOC, "guaranteed_down_bps")}{{agency="$agency"}})', "{{agency}} guaranteed"),
+            Query(f'max by (agency) ({_s(ALLOC, "ceiling_down_bps")}{{agency="$agency"}})', "{{agency}} ceiling"),
+        )),
+        PanelSpec("Upload: $agency against its allocation", "bps", (
+            Query(f'sum by (agency) ({_s(AGENCY_M, "up_bps")}{{agency="$agency"}})', "{{agency}} using"),
+            Query(f'max by (agency) ({_s(ALLOC, "guaranteed_up_bps")}{{agency="$agency"}})', "{{agency}} guaranteed"),
+            Query(f'max by (agency) ({_s(ALLOC, "ceiling_up_bps")}{{agency="$agency"}})', "{{agency}} ceiling"),
+        )),
+    ),
+)
 
 DEVICES = DashboardSpec(
     uid="pantau-devices",
@@ -90,20 +126,23 @@ AGENCY = DashboardSpec(
     variable_query=f'label_values({_s(IFACE, "rx_bps")}{{agency!=""}}, agency)',
     description="One agency: the traffic of every interface counted for it, on servers and routers.",
     panels=(
-        PanelSpec("Traffic in, by device and interface", "bps", (Query(
+        PanelSpec("Received, by device and interface", "bps", (Query(
             f'sum by (device, iface) ({_s(IFACE, "rx_bps")}{{agency="$agency"}})', "{{device}} {{iface}}"),)),
-        PanelSpec("Traffic out, by device and interface", "bps", (Query(
+        PanelSpec("Sent, by device and interface", "bps", (Query(
             f'sum by (device, iface) ({_s(IFACE, "tx_bps")}{{agency="$agency"}})', "{{device}} {{iface}}"),)),
-        PanelSpec("Agency total", "bps", (
-            Query(f'sum by (agency) ({_s(IFACE, "rx_bps")}{{agency="$agency"}})', "{{agency}} in"),
-            Query(f'sum by (agency) ({_s(IFACE, "tx_bps")}{{agency="$agency"}})', "{{agency}} out"),
-        )),
+        PanelSpec("Agency download and upload, with ceilings", "bps", (
+            Query(f'sum by (agency) ({_s(AGENCY_M, "down_bps")}{{agency="$agency"}})', "{{agency}} download"),
+            Query(f'sum by (agency) ({_s(AGENCY_M, "up_bps")}{{agency="$agency"}})', "{{agency}} upload"),
+            Query(f'max by (agency) ({_s(ALLOC, "ceiling_down_bps")}{{agency="$agency"}})',
+                  "{{agency}} download ceiling"),
+            Query(f'max by (agency) ({_s(ALLOC, "ceiling_up_bps")}{{agency="$agency"}})', "{{agency}} upload ceiling"),
+        ), "Seen from the agency: a server's receive and a router port's send are its download."),
         PanelSpec("Server memory in use", "bytes", (Query(
             f'max by (device) ({_s(HOST, "mem_used_bytes")}{{agency="$agency"}})', "{{device}}"),)),
     ),
 )
 
-ALL: tuple[DashboardSpec, ...] = (DEVICES, AGENCY)
+ALL: tuple[DashboardSpec, ...] = (OVERVIEW, DEVICES, AGENCY)
 
 
 def build(spec: DashboardSpec) -> g.Dashboard:

@@ -83,8 +83,8 @@ def apply_interfaces(
     """Apply one sample of a device's interfaces taken at ``t`` (NOC clock) / ``mono`` (device clock)."""
     ts_ns = int(t * 1e9)
     _note_interface_changes(c, dev, seq, readings)
-    # per agency: [rx bytes, tx bytes, elapsed, complete]; an agency's interval counts only if every
-    # one of its interfaces on this device has a known difference for it
+    # per agency: [down bytes, up bytes, elapsed, complete] seen from the agency (Device.download_is_rx);
+    # an agency's interval counts only if every one of its interfaces here has a known difference
     per_agency: dict[str, list[Any]] = {}
     for it in readings:
         agency = agency_of(it)
@@ -107,8 +107,9 @@ def apply_interfaces(
                 known = True
                 add_rollup(c, "iface", f"{dev.id}/{it.name}", t, rate.elapsed, rate.rx_bytes, rate.tx_bytes)
                 if acc is not None:
-                    acc[0] += rate.rx_bytes
-                    acc[1] += rate.tx_bytes
+                    down, up = (rate.rx_bytes, rate.tx_bytes) if dev.download_is_rx else (rate.tx_bytes, rate.rx_bytes)
+                    acc[0] += down
+                    acc[1] += up
                     acc[2] = rate.elapsed
         if acc is not None and not known:
             acc[3] = False
@@ -126,6 +127,9 @@ def apply_interfaces(
             fields["up"] = int(it.up)
         lines.append(metrics.line(metrics.IFACE, {"agency": agency or "", "device": dev.id, "iface": it.name,
                                                   "source": source}, fields, ts_ns))
-    for agency, (rx, tx, elapsed, complete) in per_agency.items():
+    for agency, (down, up, elapsed, complete) in per_agency.items():
         if complete and elapsed:
-            add_rollup(c, "agency", f"{agency}|{dev.id}", t, elapsed, rx, tx)
+            # scope 'agency' rows keep download in rx_bytes and upload in tx_bytes
+            add_rollup(c, "agency", f"{agency}|{dev.id}", t, elapsed, down, up)
+            lines.append(metrics.line(metrics.AGENCY, {"agency": agency, "device": dev.id, "source": source},
+                                      {"down_bps": down * 8 / elapsed, "up_bps": up * 8 / elapsed}, ts_ns))

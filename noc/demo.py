@@ -47,7 +47,7 @@ def _allocation_table(store: StateStore, inv_path: Path) -> str:
         body.append([a.agency, a.uplink, format_rate(a.guaranteed_down), format_rate(a.ceiling_down),
                      format_rate(a.guaranteed_up), format_rate(a.ceiling_up),
                      format_rate(u[0]) if u else "-", format_rate(u[1]) if u else "-"])
-    return table(["AGENCY", "UPLINK", "GUAR DOWN", "CEIL DOWN", "GUAR UP", "CEIL UP", "USING IN", "USING OUT"], body)
+    return table(["AGENCY", "UPLINK", "GUAR DOWN", "CEIL DOWN", "GUAR UP", "CEIL UP", "USING DOWN", "USING UP"], body)
 
 
 def _write_demo_secrets(path: Path) -> None:

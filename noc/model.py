@@ -93,6 +93,15 @@ class Device:
     interfaces: tuple[InterfaceMapping, ...] = ()
     count_interfaces: tuple[str, ...] | None = None  # server interfaces counted for the agency
 
+    @property
+    def download_is_rx(self) -> bool:
+        """Which counter is an agency's download on this device's counted interfaces.
+
+        A server is the agency's own host: what it receives is the agency's download. A router or
+        switch port mapped to an agency faces that agency: what the port *sends* is its download.
+        """
+        return self.kind is DeviceKind.SERVER
+
     def agency_of_interface(self, iface: str) -> str | None:
         """Which agency an interface's traffic belongs to, or None if it counts for nobody."""
         for m in self.interfaces:

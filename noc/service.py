@@ -11,6 +11,7 @@ import contextlib
 import logging
 import signal
 import ssl
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from collectors.ingest import IngestApp, openapi_document
 from collectors.snmp.poller import DevicePoll, SnmpScheduler
 from collectors.tsdb import InfluxWriter, OutboxDrainer, TsdbConfig
 from core.errors import ConfigError
+from noc.desired import desired_lines
 from noc.inventory import Secrets, load_inventory, secrets_path
 from noc.model import Inventory
 from noc.snmp import schedules as snmp_schedules
@@ -41,6 +43,7 @@ class ServiceConfig:
     rate_per_agent: float = 5.0
     burst_per_agent: float = 20.0
     prune_every_s: float = 3600.0
+    desired_every_s: float = 60.0
     snmp_concurrency: int = 64
 
 
@@ -92,7 +95,7 @@ async def serve(cfg: ServiceConfig, *, ready: asyncio.Event | None = None, stop:
         log.info("writing metrics to %s (bucket %s)", cfg.tsdb.url, cfg.tsdb.bucket)
     else:
         log.info("no time-series store configured (--tsdb-url): metrics wait in the NOC outbox")
-    tasks.append(asyncio.create_task(_housekeeping(cfg, stop)))
+    tasks.append(asyncio.create_task(_housekeeping(cfg, inv, stop)))
     poller = _snmp_poller(cfg, inv)
     if poller is not None:
         tasks.append(asyncio.create_task(poller.run(stop)))
@@ -132,14 +135,26 @@ def _snmp_poller(cfg: ServiceConfig, inv: Inventory) -> SnmpScheduler | None:
     return SnmpScheduler(scheds, record, concurrency=cfg.snmp_concurrency)
 
 
-async def _housekeeping(cfg: ServiceConfig, stop: asyncio.Event) -> None:
+async def _housekeeping(cfg: ServiceConfig, inv: Inventory, stop: asyncio.Event) -> None:
+    """Every minute: the desired state as metrics; every ``prune_every_s``: drop expired state."""
     store = StateStore(cfg.db)
+    next_prune = 0.0
     try:
         while not stop.is_set():
-            removed = await asyncio.to_thread(store.prune)
-            if any(removed.values()):
-                log.info("pruned expired state: %s", removed)
+            lines = desired_lines(inv, time.time_ns())
+            if lines:
+                await asyncio.to_thread(_queue, store, lines)
+            if time.monotonic() >= next_prune:
+                removed = await asyncio.to_thread(store.prune)
+                if any(removed.values()):
+                    log.info("pruned expired state: %s", removed)
+                next_prune = time.monotonic() + cfg.prune_every_s
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=cfg.prune_every_s)
+                await asyncio.wait_for(stop.wait(), timeout=cfg.desired_every_s)
     finally:
         store.close()
+
+
+def _queue(store: StateStore, lines: list[str]) -> None:
+    with store.tx() as c:
+        store.outbox_add(c, lines)

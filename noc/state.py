@@ -328,15 +328,17 @@ class StateStore:
         return out
 
     def agency_usage(self, now: float | None = None) -> dict[str, tuple[float, float]]:
-        """Current (in, out) bit/s per agency: its interfaces on every device that reported recently."""
+        """Current (down, up) bit/s per agency, seen from the agency, over every device that reported recently."""
         now = self.clock() if now is None else now
         fresh = {r["device"] for r in self.status_rows(now) if r["state"] == "ok"}
         out: dict[str, tuple[float, float]] = {}
         for dev, agency, rx, tx in self.conn.execute(
                 "SELECT device, agency, rx_bps, tx_bps FROM iface_state WHERE agency IS NOT NULL"):
             if dev in fresh:
+                d = self.devices.get(dev)
+                down, up = (rx, tx) if d is None or d.download_is_rx else (tx, rx)
                 cur = out.get(agency, (0.0, 0.0))
-                out[agency] = (cur[0] + (rx or 0.0), cur[1] + (tx or 0.0))
+                out[agency] = (cur[0] + (down or 0.0), cur[1] + (up or 0.0))
         return out
 
     def rollup_rates(self, scope: str, key_prefix: str, res: int, since: float) -> list[tuple[int, float, float]]:

@@ -37,6 +37,14 @@ def test_every_panel_returns_series_with_its_legend_labels(vm: VM, noc_factory: 
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     dead_port = free_udp_port()
     city = CITY + f"""
+[[allocations]]
+agency = "dinkes"
+uplink = "isp"
+guaranteed_down = "100 Mbit"
+ceiling_down = "300 Mbit"
+guaranteed_up = "50 Mbit"
+ceiling_up = "100 Mbit"
+
 [[devices]]
 id = "rtr"
 kind = "router"
@@ -48,8 +56,9 @@ snmp = {{ version = "2c", community = "env:PT_X", port = {dead_port}, interval =
     agent = noc.start_agent("srv-a", interval=1.0, extra=["--count", "8"])
     assert agent.wait(60) == 0
     noc.wait_outbox_empty()
-    wait_for(lambda: bool(vm.query('pantau_snmp_up{device="rtr"}')) and bool(vm.query(
-        'pantau_iface_rx_errors{device="srv-a"}')), 30, "agent and SNMP data searchable")
+    wait_for(lambda: all(vm.query(q) for q in ('pantau_snmp_up{device="rtr"}', 'pantau_iface_rx_errors{device="srv-a"}',
+                                                'pantau_alloc_ceiling_down_bps', 'pantau_agency_down_bps')),
+             30, "agent, SNMP and allocation data searchable")
     checked = 0
     for spec in ALL:
         values = _values(vm, spec.variable_query)

@@ -78,7 +78,8 @@ def test_late_report_writes_raw_values_but_makes_no_rate(store: StateStore) -> N
     res = store.commit_batch("dinkes-srv1", batch(report(2, 60, 75_000_000)), 1_700_001_000.0)
     assert res.accepted == [2]
     assert store.conn.execute("SELECT * FROM rollups").fetchall() == before
-    assert store.outbox_count() == 6  # a host line and an interface line per report
+    # a host and an interface line per report, and one agency line for the only rate (seq 1 -> 3)
+    assert store.outbox_count() == 7
 
 
 def test_sample_time_uses_agent_monotonic_clock_not_its_wall_clock(store: StateStore) -> None:
@@ -166,14 +167,20 @@ interfaces = [ { name = "eth1", agency = "dinkes" }, { name = "eth2", agency = "
     def rep(seq: int, mono: float, a: int, b: int) -> dict[str, Any]:
         return report(seq, mono, 0) | {"interfaces": [
             {"name": "eth0", "rx_bytes": a + b, "tx_bytes": a + b},  # uplink: counts for nobody
-            {"name": "eth1", "rx_bytes": a, "tx_bytes": 0}, {"name": "eth2", "rx_bytes": b, "tx_bytes": 0}]}
+            # ports facing the agencies: what they send is the agency's download
+            {"name": "eth1", "rx_bytes": 0, "tx_bytes": a}, {"name": "eth2", "rx_bytes": 0, "tx_bytes": b}]}
 
     b = batch(rep(1, 0, 0, 0), rep(2, 60, 75_000_000, 7_500_000)) | {"agent": "edge-linux"}
     s.commit_batch("edge-linux", b, 1_700_001_000.0)
     dinkes = s.rollup_rates("agency", "dinkes|", 300, 0)
     disdik = s.rollup_rates("agency", "disdik|", 300, 0)
     assert dinkes and disdik
-    assert [rx for _, rx, _ in dinkes] == pytest.approx([10e6] * len(dinkes))
-    assert [rx for _, rx, _ in disdik] == pytest.approx([1e6] * len(disdik))
+    # agency rollups are seen from the agency: rx column = download
+    assert [down for _, down, _ in dinkes] == pytest.approx([10e6] * len(dinkes))
+    assert [down for _, down, _ in disdik] == pytest.approx([1e6] * len(disdik))
     rows = {r["device"]: r for r in s.status_rows(now=1_700_000_061.0)}
-    assert rows["edge-linux"]["in_bps"] == pytest.approx(11e6)  # eth1 + eth2; the uplink eth0 is not counted
+    assert rows["edge-linux"]["out_bps"] == pytest.approx(11e6)  # eth1 + eth2; the uplink eth0 is not counted
+    usage = s.agency_usage(now=1_700_000_061.0)
+    assert usage["dinkes"] == (pytest.approx(10e6), 0.0) and usage["disdik"] == (pytest.approx(1e6), 0.0)
+    lines = [r[1] for r in s.outbox_peek(100) if r[1].startswith("pantau_agency,")]
+    assert any("agency=dinkes" in ln and "down_bps=10000000.0" in ln for ln in lines), lines
