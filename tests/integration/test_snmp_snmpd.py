@@ -83,6 +83,7 @@ def test_noc_measures_what_iperf3_sends(router: tuple[NetNs, Snmpd], vm: VM, noc
               if start + 6 < t / 1000 < end - 0.5]
     assert len(inside) >= 3, inside
     measured = statistics.median(inside)
+    print(f"pantau measured {measured / 1e6:.2f} Mbit/s over {len(inside)} polls; iperf3 {iperf_bps / 1e6:.2f} Mbit/s")
     assert measured == pytest.approx(iperf_bps, rel=0.05), f"pantau {measured:.0f} bit/s vs iperf3 {iperf_bps:.0f}"
     row = next(r for r in _status(noc) if r["device"] == "edge-rtr")
     assert row["source"] == "snmp" and row["uptime_s"] > 0
