@@ -123,12 +123,18 @@ def _snmp_poller(cfg: ServiceConfig, inv: Inventory) -> SnmpScheduler | None:
     if not scheds:
         return None
     store = StateStore(cfg.db)
-    store.sync_inventory(inv)
+    store.adopt_inventory(inv)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pantau-snmp-db")
+    down_since: dict[str, float] = {}
 
     async def record(poll: DevicePoll) -> None:
-        if not poll.ok:
+        # log changes of reachability, not every failed poll: one line when a device stops
+        # answering, one when it is back
+        if not poll.ok and poll.device not in down_since:
+            down_since[poll.device] = poll.started_at
             log.warning("%s", poll.error)
+        elif poll.ok and poll.device in down_since:
+            log.info("%s answers SNMP again after %.0fs", poll.device, poll.started_at - down_since.pop(poll.device))
         await asyncio.get_running_loop().run_in_executor(pool, store.apply_poll, poll)
 
     log.info("polling %d device(s) over SNMP", len(scheds))

@@ -131,6 +131,10 @@ class StateStore:
             )
             c.executemany("INSERT INTO iface_map VALUES (?,?,?)",
                           [(d.id, m.name, m.agency) for d in inv.devices for m in d.interfaces])
+        self.adopt_inventory(inv)
+
+    def adopt_inventory(self, inv: Inventory) -> None:
+        """Use ``inv``'s devices for ingest without writing it (another connection synced it)."""
         self.devices = {d.id: d for d in inv.devices}
         self.agency_ids = {a.id for a in inv.agencies}
 

@@ -104,6 +104,8 @@ def test_demo_main_job_runs_and_shows_status(world_tmp: Path) -> None:
     assert "unreachable: no SNMP answer" in last, "the switched-off switch reads as unreachable"
     rtr = next(line for line in last.splitlines() if "core-rtr" in line)
     assert rtr.rstrip().endswith("ok"), rtr
+    noc_log = (world_tmp / "demo" / "logs" / "noc.log").read_text()
+    assert noc_log.count("disdik-sw1 (127.0.0.1") == 1, "a dead device is logged once, not at every poll"
     assert "VictoriaMetrics at http://127.0.0.1:" in out.stdout
     if agent_user_args()[:1] == ["--user"]:
         assert "as user nobody" in out.stdout
