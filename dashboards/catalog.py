@@ -137,6 +137,15 @@ AGENCY = DashboardSpec(
                   "{{agency}} download ceiling"),
             Query(f'max by (agency) ({_s(ALLOC, "ceiling_up_bps")}{{agency="$agency"}})', "{{agency}} upload ceiling"),
         ), "Seen from the agency: a server's receive and a router port's send are its download."),
+        PanelSpec("Allocation history", "bps", (
+            Query(f'max by (agency) ({_s(ALLOC, "guaranteed_down_bps")}{{agency="$agency"}})', "guaranteed download"),
+            Query(f'max by (agency) ({_s(ALLOC, "ceiling_down_bps")}{{agency="$agency"}})', "download ceiling"),
+            Query(f'max by (agency) ({_s(ALLOC, "guaranteed_up_bps")}{{agency="$agency"}})', "guaranteed upload"),
+            Query(f'max by (agency) ({_s(ALLOC, "ceiling_up_bps")}{{agency="$agency"}})', "upload ceiling"),
+        ), "The allocation in force over time: every reallocation shows as a step."),
+        PanelSpec("Uptime of the agency's devices", "s", (Query(
+            f'max by (device) ({_s(HOST, "uptime_seconds")}{{agency="$agency"}})', "{{device}}"),),
+                  "Seconds since boot; a drop to zero is a reboot."),
         PanelSpec("Server memory in use", "bytes", (Query(
             f'max by (device) ({_s(HOST, "mem_used_bytes")}{{agency="$agency"}})', "{{device}}"),)),
     ),
