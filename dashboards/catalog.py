@@ -56,6 +56,17 @@ IFACE, HOST, SNMP = metrics.IFACE, metrics.HOST, metrics.SNMP
 AGENCY_M, ALLOC, UPLINK = metrics.AGENCY, metrics.ALLOC, metrics.UPLINK
 
 
+def _agency(m: metrics.Measurement, field: str, legend: str, how: str = "max") -> Query:
+    """One agency's series (the $agency variable), e.g. its ceiling or its measured use."""
+    return Query(f'{how} by (agency) ({_s(m, field)}{{agency="$agency"}})', legend)
+
+
+def _against_allocation(direction: str) -> tuple[Query, ...]:
+    return (_agency(AGENCY_M, f"{direction}_bps", "{{agency}} using", "sum"),
+            _agency(ALLOC, f"guaranteed_{direction}_bps", "{{agency}} guaranteed"),
+            _agency(ALLOC, f"ceiling_{direction}_bps", "{{agency}} ceiling"))
+
+
 def _vs_ceiling(direction: str) -> Query:
     return Query(f"sum by (agency) ({_s(AGENCY_M, f'{direction}_bps')}) / on (agency) "
                  f"sum by (agency) ({_s(ALLOC, f'ceiling_{direction}_bps')})", "{{agency}}")
@@ -77,16 +88,8 @@ OVERVIEW = DashboardSpec(
         PanelSpec("Agency download as share of its ceiling", "percentunit", (_vs_ceiling("down"),),
                   "Near 100% an agency is held at its ceiling; above it, enforcement is missing or bypassed."),
         PanelSpec("Agency upload as share of its ceiling", "percentunit", (_vs_ceiling("up"),)),
-        PanelSpec("Download: $agency against its allocation", "bps", (
-            Query(f'sum by (agency) ({_s(AGENCY_M, "down_bps")}{{agency="$agency"}})', "{{agency}} using"),
-            Query(f'max by (agency) ({_s(ALLOC, "guaranteed_down_bps")}{{agency="$agency"}})', "{{agency}} guaranteed"),
-            Query(f'max by (agency) ({_s(ALLOC, "ceiling_down_bps")}{{agency="$agency"}})', "{{agency}} ceiling"),
-        )),
-        PanelSpec("Upload: $agency against its allocation", "bps", (
-            Query(f'sum by (agency) ({_s(AGENCY_M, "up_bps")}{{agency="$agency"}})', "{{agency}} using"),
-            Query(f'max by (agency) ({_s(ALLOC, "guaranteed_up_bps")}{{agency="$agency"}})', "{{agency}} guaranteed"),
-            Query(f'max by (agency) ({_s(ALLOC, "ceiling_up_bps")}{{agency="$agency"}})', "{{agency}} ceiling"),
-        )),
+        PanelSpec("Download: $agency against its allocation", "bps", _against_allocation("down")),
+        PanelSpec("Upload: $agency against its allocation", "bps", _against_allocation("up")),
     ),
 )
 
@@ -131,17 +134,14 @@ AGENCY = DashboardSpec(
         PanelSpec("Sent, by device and interface", "bps", (Query(
             f'sum by (device, iface) ({_s(IFACE, "tx_bps")}{{agency="$agency"}})', "{{device}} {{iface}}"),)),
         PanelSpec("Agency download and upload, with ceilings", "bps", (
-            Query(f'sum by (agency) ({_s(AGENCY_M, "down_bps")}{{agency="$agency"}})', "{{agency}} download"),
-            Query(f'sum by (agency) ({_s(AGENCY_M, "up_bps")}{{agency="$agency"}})', "{{agency}} upload"),
-            Query(f'max by (agency) ({_s(ALLOC, "ceiling_down_bps")}{{agency="$agency"}})',
-                  "{{agency}} download ceiling"),
-            Query(f'max by (agency) ({_s(ALLOC, "ceiling_up_bps")}{{agency="$agency"}})', "{{agency}} upload ceiling"),
+            _agency(AGENCY_M, "down_bps", "{{agency}} download", "sum"),
+            _agency(AGENCY_M, "up_bps", "{{agency}} upload", "sum"),
+            _agency(ALLOC, "ceiling_down_bps", "{{agency}} download ceiling"),
+            _agency(ALLOC, "ceiling_up_bps", "{{agency}} upload ceiling"),
         ), "Seen from the agency: a server's receive and a router port's send are its download."),
-        PanelSpec("Allocation history", "bps", (
-            Query(f'max by (agency) ({_s(ALLOC, "guaranteed_down_bps")}{{agency="$agency"}})', "guaranteed download"),
-            Query(f'max by (agency) ({_s(ALLOC, "ceiling_down_bps")}{{agency="$agency"}})', "download ceiling"),
-            Query(f'max by (agency) ({_s(ALLOC, "guaranteed_up_bps")}{{agency="$agency"}})', "guaranteed upload"),
-            Query(f'max by (agency) ({_s(ALLOC, "ceiling_up_bps")}{{agency="$agency"}})', "upload ceiling"),
+        PanelSpec("Allocation history", "bps", tuple(
+            _agency(ALLOC, f"{kind}_{d}_bps", f"{kind} {d}")
+            for d in ("down", "up") for kind in ("guaranteed", "ceiling")
         ), "The allocation in force over time: every reallocation shows as a step."),
         PanelSpec("Uptime of the agency's devices", "s", (Query(
             f'max by (device) ({_s(HOST, "uptime_seconds")}{{agency="$agency"}})', "{{device}}"),),
