@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,13 +66,20 @@ class SnmpSim:
     _stamp: dict[str, int] = field(default_factory=dict)
 
     def write(self, community: str, text: str) -> None:
+        """Replace a device's data atomically, with a whole-second mtime later than the last one.
+
+        snmpsim re-indexes a data file when its mtime (whole seconds) is newer than its index, so
+        each change must land in a later second than the previous one, and never in the future.
+        """
         path = self.data / f"{community}.snmprec"
-        path.write_text(text)
-        # snmpsim re-indexes a data file when its mtime (whole seconds) moves on: make sure it does.
-        stamp = self._stamp.get(community, int(path.stat().st_mtime) - 1) + 1
-        self._stamp[community] = stamp
-        os.utime(path, (stamp, stamp))
-        os.chmod(path, 0o644)
+        last = self._stamp.get(community, 0)
+        while int(time.time()) <= last:
+            time.sleep(0.05)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+        self._stamp[community] = int(path.stat().st_mtime)
 
 
 def start_snmpsim(home: Path, communities: list[str]) -> SnmpSim:

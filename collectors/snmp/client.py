@@ -60,6 +60,10 @@ class SnmpTarget:
         return f"{self.name} ({self.host}:{self.port})"
 
 
+def _oid_key(oid: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in oid.split(".") if x)
+
+
 def _plain(value: Any) -> int | str | None:
     if isinstance(value, _END):
         return None
@@ -154,23 +158,29 @@ class SnmpClient:
             if not cols:
                 return found, out
             done: set[str] = set()
-            rows = len(var_binds) // len(cols)
-            if rows == 0:
-                return found, out
-            for r in range(rows):
-                for i, col in enumerate(cols):
-                    if col in done:
-                        continue
-                    oid, value = str(var_binds[r * len(cols) + i][0]), var_binds[r * len(cols) + i][1]
-                    if isinstance(value, _END) or not oid.startswith(col + "."):
-                        done.add(col)
-                        continue
-                    suffix = oid[len(col) + 1:]
-                    if "." in suffix or not suffix.isdigit():
-                        done.add(col)
-                        continue
-                    out[col][int(suffix)] = _plain(value)
-                    cursor[col] = oid
+            progressed = False
+            # repeaters come row by row: varbind k belongs to column k % n (a truncated response may
+            # end mid-row; the columns it did not reach go on from their cursor next time)
+            for k, vb in enumerate(var_binds):
+                col = cols[k % len(cols)]
+                if col in done:
+                    continue
+                oid, value = str(vb[0]), vb[1]
+                if isinstance(value, _END) or not oid.startswith(col + "."):
+                    done.add(col)
+                    continue
+                suffix = oid[len(col) + 1:]
+                if "." in suffix or not suffix.isdigit():
+                    done.add(col)
+                    continue
+                if _oid_key(oid) <= _oid_key(cursor[col]):
+                    raise DeviceError(f"{t.where}: the device answered GETBULK with OID {oid}, not after "
+                                      f"{cursor[col]} (an SNMP agent bug); its interface table cannot be read")
+                out[col][int(suffix)] = _plain(value)
+                cursor[col] = oid
+                progressed = True
+            if not progressed and not done:
+                raise DeviceError(f"{t.where}: the device answered GETBULK without any table rows")
             for col in done:
                 cursor.pop(col, None)
         raise DeviceError(f"{t.where}: interface table did not end after {max_requests} GETBULK requests")
