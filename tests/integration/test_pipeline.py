@@ -63,7 +63,7 @@ def test_values_in_victoriametrics_equal_what_agents_measured(vm: VM, noc_factor
         ts = [t for t, _ in _series(vm, "pantau_host_uptime_seconds", device)[""]]
         gaps = [(b - a) / 1000 for a, b in itertools.pairwise(ts)]
         mono_gaps = [b["mono"] - a["mono"] for a, b in itertools.pairwise(journal)]
-        assert gaps == pytest.approx(mono_gaps, abs=0.05)  # exact up to one-way request latency
+        assert gaps == pytest.approx(mono_gaps, abs=0.25)  # exact up to one-way request latency
 
 
 def test_status_shows_agents_with_rates_and_uptime(noc_factory: Any) -> None:
