@@ -67,6 +67,12 @@ def _against_allocation(direction: str) -> tuple[Query, ...]:
             _agency(ALLOC, f"ceiling_{direction}_bps", "{{agency}} ceiling"))
 
 
+def _iface(field: str, legend: str, per_second: bool = False) -> Query:
+    """One device's (the $device variable) interface series; counters as a per-second rate."""
+    series = f'{_s(IFACE, field)}{{device="$device"}}'
+    return Query(f"sum by (iface) ({f'rate({series}[5m])' if per_second else series})", legend)
+
+
 def _vs_ceiling(direction: str) -> Query:
     return Query(f"sum by (agency) ({_s(AGENCY_M, f'{direction}_bps')}) / on (agency) "
                  f"sum by (agency) ({_s(ALLOC, f'ceiling_{direction}_bps')})", "{{agency}}")
@@ -101,18 +107,12 @@ DEVICES = DashboardSpec(
     variable_query=f'label_values({{__name__=~"{_s(IFACE, "rx_bytes")}|{_s(SNMP, "up")}"}}, device)',
     description="One router, switch or server: traffic, errors and drops per interface, and reachability.",
     panels=(
-        PanelSpec("Receive rate by interface", "bps", (Query(
-            f'sum by (iface) ({_s(IFACE, "rx_bps")}{{device="$device"}})', "{{iface}} in"),)),
-        PanelSpec("Send rate by interface", "bps", (Query(
-            f'sum by (iface) ({_s(IFACE, "tx_bps")}{{device="$device"}})', "{{iface}} out"),)),
-        PanelSpec("Interface errors per second", "pps", (
-            Query(f'sum by (iface) (rate({_s(IFACE, "rx_errors")}{{device="$device"}}[5m]))', "{{iface}} rx errors"),
-            Query(f'sum by (iface) (rate({_s(IFACE, "tx_errors")}{{device="$device"}}[5m]))', "{{iface}} tx errors"),
-        )),
-        PanelSpec("Dropped packets per second", "pps", (
-            Query(f'sum by (iface) (rate({_s(IFACE, "rx_drops")}{{device="$device"}}[5m]))', "{{iface}} rx drops"),
-            Query(f'sum by (iface) (rate({_s(IFACE, "tx_drops")}{{device="$device"}}[5m]))', "{{iface}} tx drops"),
-        )),
+        PanelSpec("Receive rate by interface", "bps", (_iface("rx_bps", "{{iface}} in"),)),
+        PanelSpec("Send rate by interface", "bps", (_iface("tx_bps", "{{iface}} out"),)),
+        PanelSpec("Interface errors per second", "pps", tuple(
+            _iface(f"{d}_errors", f"{{{{iface}}}} {d} errors", per_second=True) for d in ("rx", "tx"))),
+        PanelSpec("Dropped packets per second", "pps", tuple(
+            _iface(f"{d}_drops", f"{{{{iface}}}} {d} drops", per_second=True) for d in ("rx", "tx"))),
         PanelSpec("Uptime", "s", (Query(f'max by (device) ({_s(HOST, "uptime_seconds")}{{device="$device"}})',
                                         "{{device}}"),),
                   "Seconds since boot (agent) or since the SNMP agent started (sysUpTime); a drop is a reboot."),

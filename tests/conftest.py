@@ -25,7 +25,8 @@ from noc import procs
 from noc.inventory import load_inventory
 from noc.state import StateStore
 
-CITY = textwrap.dedent("""
+# The test city's uplink and agencies; tests add the devices they need.
+CITY_HEADER = textwrap.dedent("""
     [city]
     name = "Kota Uji"
 
@@ -41,7 +42,9 @@ CITY = textwrap.dedent("""
     [[agencies]]
     id = "disdik"
     name = "Dinas Pendidikan"
+""")
 
+CITY = CITY_HEADER + textwrap.dedent("""
     [[devices]]
     id = "srv-a"
     agency = "dinkes"

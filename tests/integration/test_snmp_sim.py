@@ -18,23 +18,12 @@ from collectors.snmp.poller import DevicePoll, Schedule, SnmpScheduler, poll_dev
 from noc import procs
 from noc.inventory import parse_inventory
 from noc.state import StateStore
+from tests.conftest import CITY_HEADER
 from tests.snmp_fixtures import SimIface, SnmpSim, snmprec, start_snmpsim
 
 pytestmark = pytest.mark.integration
 
-CITY = """
-[city]
-name = "Kota Uji"
-[[uplinks]]
-id = "isp"
-down = "10 Gbit"
-up = "10 Gbit"
-[[agencies]]
-id = "dinkes"
-name = "Dinas Kesehatan"
-[[agencies]]
-id = "disdik"
-name = "Dinas Pendidikan"
+CITY = CITY_HEADER + """
 [[devices]]
 id = "rtr"
 kind = "router"

@@ -15,7 +15,7 @@ import pytest
 
 from noc import procs
 from noc.procs import PANTAU
-from tests.conftest import VM, wait_for
+from tests.conftest import CITY_HEADER, VM, wait_for
 from tests.netns import NetNs, netns
 from tests.snmp_fixtures import Snmpd, live_counters, start_snmpd, wait_snmp
 
@@ -36,16 +36,7 @@ def router(world_tmp: Path) -> Iterator[tuple[NetNs, Snmpd]]:
 
 
 def city(ns: NetNs, interval: str = "5s") -> str:
-    return f"""
-[city]
-name = "Kota Uji"
-[[uplinks]]
-id = "isp"
-down = "1 Gbit"
-up = "1 Gbit"
-[[agencies]]
-id = "dinkes"
-name = "Dinas Kesehatan"
+    return CITY_HEADER + f"""
 [[devices]]
 id = "edge-rtr"
 kind = "router"
