@@ -15,10 +15,8 @@ class PantauError(Exception):
     exit_code = 1
 
 
-class ConfigError(PantauError):
-    """The inventory, secrets or a command-line setting is wrong."""
-
-    exit_code = 2
+class _Problems(PantauError):
+    """An error with a list of problems, printed one per line under the message."""
 
     def __init__(self, message: str, problems: list[str] | None = None) -> None:
         self.problems = problems or []
@@ -26,6 +24,12 @@ class ConfigError(PantauError):
         if self.problems:
             text += "\n" + "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(text)
+
+
+class ConfigError(_Problems):
+    """The inventory, secrets or a command-line setting is wrong."""
+
+    exit_code = 2
 
 
 class SecretError(ConfigError):
@@ -76,3 +80,17 @@ class DeviceUnreachable(DeviceError):
 
 class DeviceAuthError(DeviceError):
     """A device refused our credentials (SNMPv3 keys, SSH password/key)."""
+
+
+class AllocationError(_Problems):
+    """A bandwidth change would break an invariant of the uplink's division; nothing was changed."""
+
+    exit_code = 8
+
+
+class CommitError(DeviceError):
+    """A router did not take a configuration change; ``kept_previous`` says whether it still runs the old one."""
+
+    def __init__(self, message: str, kept_previous: bool) -> None:
+        self.kept_previous = kept_previous
+        super().__init__(message)

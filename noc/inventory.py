@@ -7,6 +7,7 @@ inline: a credential field holds ``env:VAR`` or ``secret:NAME`` (looked up in th
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import stat
@@ -26,6 +27,8 @@ from noc.model import (
     InterfaceMapping,
     Inventory,
     SecretRef,
+    Shaping,
+    ShapingMode,
     SnmpAccess,
     SshAccess,
     Uplink,
@@ -164,6 +167,19 @@ def _tables(doc: dict[str, Any], key: str, chk: _Checker) -> list[dict[str, Any]
     return val
 
 
+def _prefixes(v: Any) -> tuple[str, ...]:
+    out = []
+    for x in _str_list(v):
+        try:
+            net = ipaddress.ip_network(x, strict=True)
+        except ValueError as exc:
+            raise ValueError(f"{x!r} is not a network prefix like \"10.20.0.0/16\" ({exc})") from None
+        if net.version != 4:
+            raise ValueError(f"{x!r}: only IPv4 prefixes are shaped so far")
+        out.append(str(net))
+    return tuple(out)
+
+
 def _label(kind: str, i: int, tbl: dict[str, Any]) -> str:
     ident = tbl.get("id") or tbl.get("agency")
     return f"{kind}[{i}]" + (f" ({ident})" if isinstance(ident, str) else "")
@@ -205,8 +221,9 @@ def parse_inventory(text: str, filename: str = "inventory.toml") -> Inventory:
         aid = chk.get(t, "id", _ident, w, "agencies", i)
         name = chk.get(t, "name", _text, w, "agencies", i)
         email = chk.get(t, "admin_email", _text, w, "agencies", i, default="") or ""
+        prefixes = chk.get(t, "prefixes", _prefixes, w, "agencies", i, default=()) or ()
         if aid and name is not None:
-            agencies.append(Agency(aid, name, email))
+            agencies.append(Agency(aid, name, email, prefixes))
     agency_ids = {a.id for a in agencies}
     _dupes(chk, "agencies", [a.id for a in agencies])
 
@@ -224,6 +241,10 @@ def parse_inventory(text: str, filename: str = "inventory.toml") -> Inventory:
             if total > cap:
                 chk.add("allocations", f"guaranteed {direction} rates on uplink {u.id!r} add up to {total} bit/s, "
                         f"more than its capacity of {cap} bit/s", "allocations", 0)
+    for i, d in enumerate(devices):
+        if d.shaping is not None and d.shaping.uplink not in uplink_ids:
+            chk.add(f"devices ({d.id}).shaping.uplink", f"uplink {d.shaping.uplink!r} is not defined in [[uplinks]]",
+                    "devices", i, "shaping")
     device_ids = {d.id for d in devices}
     policies = [p for i, t in enumerate(_tables(doc, "backup_policies", chk))
                 if (p := _policy(chk, i, t, agency_ids, device_ids)) is not None]
@@ -245,7 +266,7 @@ def _dupes(chk: _Checker, kind: str, ids: list[str]) -> None:
 def _device(chk: _Checker, i: int, t: dict[str, Any], agency_ids: set[str]) -> Device | None:
     w = _label("devices", i, t)
     allowed = {"id", "kind", "address", "agency", "agent", "vendor", "site", "snmp", "ssh", "interfaces",
-               "count_interfaces"}
+               "count_interfaces", "shaping"}
     for k in t:
         if k not in allowed:
             chk.add(f"{w}.{k}", f"unknown key; expected one of {', '.join(sorted(allowed))}", "devices", i, k)
@@ -259,6 +280,13 @@ def _device(chk: _Checker, i: int, t: dict[str, Any], agency_ids: set[str]) -> D
     vendor = chk.get(t, "vendor", _enum(Vendor), w, "devices", i, default=None)
     snmp = _snmp(chk, w, i, t["snmp"]) if "snmp" in t else None
     ssh = _ssh(chk, w, i, t["ssh"]) if "ssh" in t else None
+    shaping = _shaping(chk, w, i, t["shaping"]) if "shaping" in t else None
+    if shaping is not None and (vendor is None or ssh is None):
+        chk.add(f"{w}.shaping", "a shaping router needs vendor = \"linux\"|\"mikrotik\"|\"cisco_ios\" and "
+                "ssh = { username = …, … } so pantau can push its queues", "devices", i, "shaping")
+    if shaping is not None and vendor is Vendor.CISCO_IOS and not shaping.wan:
+        chk.add(f"{w}.shaping.wan", "Cisco IOS shapes upload on the uplink-facing port's output: give wan = \"…\"",
+                "devices", i, "shaping")
     maps = []
     raw_ifaces = t.get("interfaces", [])
     if not isinstance(raw_ifaces, list):
@@ -280,7 +308,8 @@ def _device(chk: _Checker, i: int, t: dict[str, Any], agency_ids: set[str]) -> D
     if did is None or kind is None or address is None:
         return None
     return Device(did, kind, address, agency, bool(agent), vendor,
-                  chk.get(t, "site", _text, w, "devices", i, default="") or "", snmp, ssh, tuple(maps), count)
+                  chk.get(t, "site", _text, w, "devices", i, default="") or "", snmp, ssh, tuple(maps), count,
+                  shaping)
 
 
 def _sub(chk: _Checker, w: str, i: int, key: str, v: Any) -> dict[str, Any] | None:
@@ -327,6 +356,30 @@ def _snmp(chk: _Checker, w: str, i: int, raw: Any) -> SnmpAccess | None:
     return None
 
 
+def _shaping(chk: _Checker, w: str, i: int, raw: Any) -> Shaping | None:
+    t = _sub(chk, w, i, "shaping", raw)
+    if t is None:
+        return None
+    w = f"{w}.shaping"
+    allowed = {"uplink", "lan", "wan", "mode"}
+    for k in t:
+        if k not in allowed:
+            chk.add(f"{w}.{k}", f"unknown key; expected one of {', '.join(sorted(allowed))}", "devices", i, "shaping")
+    uplink = chk.get(t, "uplink", _ident, w, "devices", i)
+    lan = chk.get(t, "lan", _ifname, w, "devices", i)
+    wan = chk.get(t, "wan", _ifname, w, "devices", i, default="") or ""
+    mode = chk.get(t, "mode", _enum(ShapingMode), w, "devices", i, default=ShapingMode.ENFORCE)
+    if uplink is None or lan is None:
+        return None
+    return Shaping(uplink, lan, wan, mode or ShapingMode.ENFORCE)
+
+
+def _ifname(v: Any) -> str:
+    if not isinstance(v, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_./:-]{0,62}", v):
+        raise ValueError(f"{v!r} is not an interface name")
+    return v
+
+
 def _ssh(chk: _Checker, w: str, i: int, raw: Any) -> SshAccess | None:
     t = _sub(chk, w, i, "ssh", raw)
     if t is None:
@@ -348,6 +401,7 @@ def _allocation(chk: _Checker, i: int, t: dict[str, Any], agency_ids: set[str],
     uplink = chk.get(t, "uplink", _text, w, "allocations", i)
     vals = {k: chk.get(t, k, parse_rate, w, "allocations", i)
             for k in ("guaranteed_down", "ceiling_down", "guaranteed_up", "ceiling_up")}
+    vals.update({k: chk.get(t, k, parse_rate, w, "allocations", i, default=0) for k in ("floor_down", "floor_up")})
     if agency is not None and agency not in agency_ids:
         chk.add(f"{w}.agency", f"agency {agency!r} is not defined in [[agencies]]", "allocations", i, "agency")
     if uplink is not None and uplink not in uplinks:
@@ -358,7 +412,12 @@ def _allocation(chk: _Checker, i: int, t: dict[str, Any], agency_ids: set[str],
     ok = True
     for d in ("down", "up"):
         g, c, cap = vals[f"guaranteed_{d}"], vals[f"ceiling_{d}"], getattr(ul, f"{d}_bps")
+        floor = vals[f"floor_{d}"] or 0
         assert g is not None and c is not None
+        if g < floor:
+            chk.add(w, f"guaranteed_{d} ({g} bit/s) is below the agency's floor_{d} ({floor} bit/s)", "allocations",
+                    i, f"guaranteed_{d}")
+            ok = False
         if g > c:
             chk.add(w, f"guaranteed_{d} ({g} bit/s) is above ceiling_{d} ({c} bit/s)", "allocations", i,
                     f"guaranteed_{d}")

@@ -64,4 +64,23 @@ MIGRATIONS: list[str] = [
     ALTER TABLE device_state ADD COLUMN sys_name TEXT;
     ALTER TABLE device_state ADD COLUMN sys_descr TEXT;
     """,
+    # 3: bandwidth — base allocations, temporary loans, router reconciliation, incidents
+    """
+    CREATE TABLE bw_alloc (
+        agency TEXT PRIMARY KEY, uplink TEXT NOT NULL, g_down INTEGER NOT NULL, c_down INTEGER NOT NULL,
+        g_up INTEGER NOT NULL, c_up INTEGER NOT NULL, updated_at REAL NOT NULL, updated_by TEXT NOT NULL);
+    CREATE TABLE bw_loans (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, src TEXT NOT NULL, dst TEXT NOT NULL, direction TEXT NOT NULL,
+        amount INTEGER NOT NULL, ceil_raise INTEGER NOT NULL, until REAL NOT NULL, created_at REAL NOT NULL,
+        created_by TEXT NOT NULL, reason TEXT NOT NULL, ended_at REAL);
+    -- what the reconciler last saw on each shaping router
+    CREATE TABLE bw_router (
+        device TEXT PRIMARY KEY, checked_at REAL NOT NULL, in_sync INTEGER, drift TEXT NOT NULL DEFAULT '[]',
+        last_push_at REAL, last_push_ok INTEGER, last_error TEXT);
+    -- problems that need a person; the uptime issue adds its lifecycle on top
+    CREATE TABLE incidents (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL, category TEXT NOT NULL, agency TEXT,
+        device TEXT, summary TEXT NOT NULL, opened_at REAL NOT NULL, resolved_at REAL, detail TEXT);
+    CREATE UNIQUE INDEX incidents_open_key ON incidents (key) WHERE resolved_at IS NULL;
+    """,
 ]

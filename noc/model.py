@@ -46,6 +46,7 @@ class Agency:
     id: str
     name: str
     admin_email: str = ""
+    prefixes: tuple[str, ...] = ()  # the agency's address space, as routers classify its traffic
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,21 @@ class InterfaceMapping:
     agency: str
 
 
+class ShapingMode(Enum):
+    ENFORCE = "enforce"  # the reconciler repairs drift
+    OBSERVE = "observe"  # the reconciler only reports drift
+
+
+@dataclass(frozen=True)
+class Shaping:
+    """Where a router enforces an uplink's division: its agency-facing (LAN) and uplink-facing (WAN) ports."""
+
+    uplink: str
+    lan: str
+    wan: str = ""
+    mode: ShapingMode = ShapingMode.ENFORCE
+
+
 @dataclass(frozen=True)
 class Device:
     id: str
@@ -92,6 +108,7 @@ class Device:
     ssh: SshAccess | None = None
     interfaces: tuple[InterfaceMapping, ...] = ()
     count_interfaces: tuple[str, ...] | None = None  # server interfaces counted for the agency
+    shaping: Shaping | None = None
 
     @property
     def download_is_rx(self) -> bool:
@@ -124,6 +141,8 @@ class Allocation:
     ceiling_down: int
     guaranteed_up: int
     ceiling_up: int
+    floor_down: int = 0  # the guaranteed rate may never be set below the floor
+    floor_up: int = 0
 
 
 @dataclass(frozen=True)

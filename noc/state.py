@@ -168,7 +168,7 @@ class StateStore:
             c.execute("UPDATE agent_tokens SET revoked_at=?, revoked_by=? WHERE agent=? AND revoked_at IS NULL",
                       (now, actor, device_id))
             c.execute("INSERT INTO agent_tokens VALUES (?,?,?,?,NULL,NULL)", (hash_token(token), device_id, now, actor))
-            self._audit(c, actor, "agent.token.rotate" if active else "agent.add", device_id, None,
+            self.audit_tx(c, actor, "agent.token.rotate" if active else "agent.add", device_id, None,
                         {"agency": dev.agency}, reason)
         return token
 
@@ -179,7 +179,7 @@ class StateStore:
                           (now, actor, device_id)).rowcount
             if n == 0:
                 raise NotFoundError(f"agent {device_id!r} has no active token")
-            self._audit(c, actor, "agent.revoke", device_id, {"active_tokens": n}, {"active_tokens": 0}, reason)
+            self.audit_tx(c, actor, "agent.revoke", device_id, {"active_tokens": n}, {"active_tokens": 0}, reason)
         return n
 
     def list_agents(self) -> list[AgentInfo]:
@@ -205,7 +205,7 @@ class StateStore:
         return row[0] if row else None
 
     # -- audit ----------------------------------------------------------------------------------
-    def _audit(self, c: sqlite3.Connection, actor: str, action: str, target: str, before: Any, after: Any,
+    def audit_tx(self, c: sqlite3.Connection, actor: str, action: str, target: str, before: Any, after: Any,
                reason: str) -> None:
         row = c.execute("SELECT hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
         prev = row[0] if row else "0" * 64
@@ -218,7 +218,7 @@ class StateStore:
     def audit(self, actor: str, action: str, target: str, before: Any, after: Any, reason: str = "") -> None:
         """Append one operator action to the audit log."""
         with self.tx() as c:
-            self._audit(c, actor, action, target, before, after, reason)
+            self.audit_tx(c, actor, action, target, before, after, reason)
 
     def audit_entries(self, limit: int = 100) -> list[AuditEntry]:
         rows = self.conn.execute("SELECT id, at, actor, action, target, before, after, reason FROM audit "
