@@ -106,7 +106,26 @@ UPLINK = Measurement(
     },
 )
 
-ALL: tuple[Measurement, ...] = (IFACE, HOST, DISK, SNMP, AGENCY, ALLOC, UPLINK)
+SHAPING = Measurement(
+    "pantau_shaping",
+    ("device", "mode"),
+    {
+        "in_sync": "1 when the router holds the desired queues, 0 when it drifted, -1 when it could not be read",
+        "drift_items": "how many queues or rates differ from the division",
+        "seconds": "how long reading (and repairing) the router took",
+    },
+)
+
+BREACH = Measurement(
+    "pantau_breach",
+    ("agency", "direction"),
+    {
+        "over_ceiling": "1 while the agency's measured traffic stays above its ceiling (an enforcement breach)",
+        "measured_bps": "the agency's measured rate when the watchdog looked",
+    },
+)
+
+ALL: tuple[Measurement, ...] = (IFACE, HOST, DISK, SNMP, AGENCY, ALLOC, UPLINK, SHAPING, BREACH)
 
 
 def _esc_tag(value: str) -> str:

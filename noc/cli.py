@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import click
 
@@ -67,24 +67,49 @@ def main() -> None:
 main.add_command(agent_group)
 
 
-class _LazySnmp(click.Group):
-    """Loads the SNMP commands (and pysnmp) only when one of them runs."""
+class _Lazy(click.Group):
+    """A command group whose module (and its heavy imports: pysnmp, netmiko) loads only when a command runs."""
+
+    module = ""
+    commands_map: ClassVar[dict[str, str]] = {}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return ["discover", "poll"]
+        return list(self.commands_map)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        import importlib
+
+        if cmd_name not in self.commands_map:
+            return None
         try:
-            from noc import snmp_cli
+            mod = importlib.import_module(self.module)
         except ImportError as exc:
             raise click.ClickException(
-                f"SNMP commands need the NOC install (pip install 'pantau[noc]'): {exc}") from exc
-        return {"discover": snmp_cli.discover, "poll": snmp_cli.poll_cmd}.get(cmd_name)
+                f"`pantau {self.name}` needs the NOC install (pip install 'pantau[noc]'): {exc}") from exc
+        cmd = getattr(mod, self.commands_map[cmd_name])
+        assert isinstance(cmd, click.Command)
+        return cmd
+
+
+class _LazySnmp(_Lazy):
+    module = "noc.snmp_cli"
+    commands_map: ClassVar[dict[str, str]] = {"discover": "discover", "poll": "poll_cmd"}
+
+
+class _LazyBw(_Lazy):
+    module = "noc.bw_cli"
+    commands_map: ClassVar[dict[str, str]] = {
+        name: f"bw_{name}" for name in ("show", "set", "move", "plan", "apply", "history", "analyze")}
 
 
 @main.group("snmp", cls=_LazySnmp)
 def snmp_group() -> None:
     """Ask routers and switches over SNMP."""
+
+
+@main.group("bw", cls=_LazyBw)
+def bw_group() -> None:
+    """Divide the uplinks among agencies, push the division to the routers, and reallocate."""
 
 
 # -- noc ------------------------------------------------------------------------------------
@@ -107,10 +132,12 @@ def noc_group() -> None:
 @click.option("--tls-cert", type=click.Path(path_type=Path, exists=True), default=None)
 @click.option("--tls-key", type=click.Path(path_type=Path, exists=True), default=None)
 @click.option("--rate-per-agent", type=float, default=5.0, show_default=True, help="requests/s per agent")
+@click.option("--reconcile-every", default="5m", show_default=True,
+              help="how often the shaping routers are checked against the division (also after every change)")
 @click.option("--log-level", default="INFO", show_default=True)
 def noc_serve(inventory: Path | None, db: Path, listen: str, port: int, tsdb_url: str | None, tsdb_bucket: str,
               tsdb_org: str, tsdb_token_env: str, tls_cert: Path | None, tls_key: Path | None,
-              rate_per_agent: float, log_level: str) -> None:
+              rate_per_agent: float, reconcile_every: str, log_level: str) -> None:
     """Run the collector: ingest API, state, TSDB writer."""
     import asyncio
 
@@ -120,11 +147,18 @@ def noc_serve(inventory: Path | None, db: Path, listen: str, port: int, tsdb_url
     if inventory is None:
         raise click.UsageError("--inventory (or PANTAU_INVENTORY) is required")
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("paramiko").setLevel(logging.WARNING)  # one line per SSH login is noise
     tsdb = None
     if tsdb_url:
         tsdb = TsdbConfig(tsdb_url, tsdb_bucket, tsdb_org, os.environ.get(tsdb_token_env, ""))
+    from core.units import parse_duration
+
+    try:
+        every = parse_duration(reconcile_every)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--reconcile-every") from None
     cfg = ServiceConfig(inventory, db, listen, port, tsdb, tls_cert, tls_key, rate_per_agent,
-                        burst_per_agent=max(20.0, rate_per_agent * 4))
+                        burst_per_agent=max(20.0, rate_per_agent * 4), reconcile_every_s=every)
     asyncio.run(serve(cfg))
 
 

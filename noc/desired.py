@@ -7,14 +7,16 @@ rate and ceiling on one time axis.
 from __future__ import annotations
 
 from collectors import metrics
+from noc.bandwidth.alloc import Book
 from noc.model import Inventory
 
 
-def desired_lines(inv: Inventory, ts_ns: int) -> list[str]:
+def desired_lines(inv: Inventory, book: Book, ts_ns: int) -> list[str]:
+    """Uplink capacities and every agency's effective rates (base plus running loans) at ``ts_ns``."""
     lines = [metrics.line(metrics.UPLINK, {"uplink": u.id},
                           {"capacity_down_bps": u.down_bps, "capacity_up_bps": u.up_bps}, ts_ns)
              for u in inv.uplinks]
-    lines += [metrics.line(metrics.ALLOC, {"agency": a.agency, "uplink": a.uplink}, {
-        "guaranteed_down_bps": a.guaranteed_down, "ceiling_down_bps": a.ceiling_down,
-        "guaranteed_up_bps": a.guaranteed_up, "ceiling_up_bps": a.ceiling_up}, ts_ns) for a in inv.allocations]
+    eff = book.effective(ts_ns / 1e9)
+    lines += [metrics.line(metrics.ALLOC, {"agency": a, "uplink": book.uplink_of[a]}, {
+        f"{k}_bps": v for k, v in r.as_dict().items()}, ts_ns) for a, r in sorted(eff.items())]
     return lines

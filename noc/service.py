@@ -18,11 +18,16 @@ from pathlib import Path
 
 from aiohttp import web
 
+from collectors import metrics
 from collectors.ingest import IngestApp, openapi_document
 from collectors.snmp.poller import DevicePoll, SnmpScheduler
 from collectors.tsdb import InfluxWriter, OutboxDrainer, TsdbConfig
 from core.errors import ConfigError
+from noc.bandwidth.ledger import Ledger
+from noc.bandwidth.reconcile import reconcile, record, shaping_routers
+from noc.bandwidth.watchdog import Watchdog
 from noc.desired import desired_lines
+from noc.incidents import open_incident, resolve_incident
 from noc.inventory import Secrets, load_inventory, secrets_path
 from noc.model import Inventory
 from noc.snmp import schedules as snmp_schedules
@@ -45,6 +50,7 @@ class ServiceConfig:
     prune_every_s: float = 3600.0
     desired_every_s: float = 60.0
     snmp_concurrency: int = 64
+    reconcile_every_s: float = 300.0  # also at once after any bandwidth change
 
 
 def tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
@@ -67,6 +73,7 @@ async def serve(cfg: ServiceConfig, *, ready: asyncio.Event | None = None, stop:
     sslctx = tls_context(cfg.tls_cert, cfg.tls_key)
     store = StateStore(cfg.db)
     store.sync_inventory(inv)
+    Ledger(store, inv).seed()
     scheme = "https" if sslctx else "http"
     ingest = IngestApp(store, rate_per_agent=cfg.rate_per_agent, burst_per_agent=cfg.burst_per_agent,
                        openapi=openapi_document(f"{scheme}://{cfg.listen}:{cfg.port}"))
@@ -96,6 +103,7 @@ async def serve(cfg: ServiceConfig, *, ready: asyncio.Event | None = None, stop:
     else:
         log.info("no time-series store configured (--tsdb-url): metrics wait in the NOC outbox")
     tasks.append(asyncio.create_task(_housekeeping(cfg, inv, stop)))
+    tasks.append(asyncio.create_task(_bandwidth(cfg, inv, stop)))
     poller = _snmp_poller(cfg, inv)
     if poller is not None:
         tasks.append(asyncio.create_task(poller.run(stop)))
@@ -144,10 +152,11 @@ def _snmp_poller(cfg: ServiceConfig, inv: Inventory) -> SnmpScheduler | None:
 async def _housekeeping(cfg: ServiceConfig, inv: Inventory, stop: asyncio.Event) -> None:
     """Every minute: the desired state as metrics; every ``prune_every_s``: drop expired state."""
     store = StateStore(cfg.db)
+    ledger = Ledger(store, inv)
     next_prune = 0.0
     try:
         while not stop.is_set():
-            lines = desired_lines(inv, time.time_ns())
+            lines = desired_lines(inv, ledger.book(), time.time_ns())
             if lines:
                 await asyncio.to_thread(_queue, store, lines)
             if time.monotonic() >= next_prune:
@@ -159,6 +168,66 @@ async def _housekeeping(cfg: ServiceConfig, inv: Inventory, stop: asyncio.Event)
                 await asyncio.wait_for(stop.wait(), timeout=cfg.desired_every_s)
     finally:
         store.close()
+
+
+async def _bandwidth(cfg: ServiceConfig, inv: Inventory, stop: asyncio.Event, tick_s: float = 2.0) -> None:
+    """Ends loans on time, reconciles the routers after every change and every ``reconcile_every_s``,
+    and runs the usage watchdog."""
+    store = StateStore(cfg.db)
+    ledger = Ledger(store, inv)
+    secrets = Secrets(secrets_path(cfg.inventory, inv))
+    watchdog = Watchdog()
+    has_routers = bool(shaping_routers(inv))
+    seen_change, next_run, next_watch = -1, 0.0, time.monotonic() + cfg.reconcile_every_s
+    try:
+        while not stop.is_set():
+            ended = await asyncio.to_thread(ledger.expire_due)
+            for loan in ended:
+                log.info("temporary move #%d (%s -> %s) ended; rates reverted", loan.id, loan.src, loan.dst)
+            last = await asyncio.to_thread(_last_bw_change, store)
+            if has_routers and (last != seen_change or time.monotonic() >= next_run):
+                seen_change = last
+                rates = ledger.book().effective(store.clock())
+                reports = await asyncio.to_thread(reconcile, inv, rates, secrets, repair=None)
+                await asyncio.to_thread(record, store, reports)
+                for r in reports:
+                    if r.error:
+                        log.error("%s: %s", r.device, r.error)
+                    elif r.pushed:
+                        log.info("%s: repaired %d difference(s) from the division, verified by read-back", r.device,
+                                 len(r.drift))
+                    elif r.drift:
+                        log.warning("%s drifted from the division (observe mode, not repaired): %s", r.device,
+                                    "; ".join(r.drift))
+                next_run = time.monotonic() + cfg.reconcile_every_s
+            if time.monotonic() >= next_watch:
+                await asyncio.to_thread(_watch, store, ledger, watchdog)
+                next_watch = time.monotonic() + cfg.desired_every_s
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=tick_s)
+    finally:
+        store.close()
+
+
+def _last_bw_change(store: StateStore) -> int:
+    row = store.conn.execute("SELECT max(id) FROM audit WHERE action IN ('bw.set', 'bw.move', 'bw.expire', "
+                             "'bw.reallocate', 'bw.seed')").fetchone()
+    return int(row[0] or 0)
+
+
+def _watch(store: StateStore, ledger: Ledger, watchdog: Watchdog) -> None:
+    """Measured usage against the ceilings: open an incident for a breach, resolve it when it ends."""
+    now = store.clock()
+    rates = ledger.book().effective(now)
+    breaches, cleared = watchdog.observe(store.agency_usage(now), rates)
+    with store.tx() as c:
+        for b in breaches:
+            open_incident(c, now, b.key, "bandwidth", b.summary(), agency=b.agency)
+        for agency, d in cleared:
+            resolve_incident(c, now, f"bw.breach:{agency}:{d}")
+        store.outbox_add(c, [metrics.line(metrics.BREACH, {"agency": b.agency, "direction": b.direction},
+                                          {"over_ceiling": 1, "measured_bps": b.measured_bps}, int(now * 1e9))
+                             for b in breaches])
 
 
 def _queue(store: StateStore, lines: list[str]) -> None:

@@ -25,6 +25,16 @@ from noc import procs
 from noc.inventory import load_inventory
 from noc.state import StateStore
 
+
+def pantau(*args: str, check: bool = True, env: dict[str, str] | None = None,
+           timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run the real CLI as an operator would; fail with its stderr when ``check`` and it exits non-zero."""
+    out = subprocess.run([*procs.PANTAU, *args], capture_output=True, text=True, timeout=timeout, env=env)
+    if check and out.returncode != 0:
+        raise AssertionError(f"pantau {' '.join(args)} exited {out.returncode}: {out.stderr}{out.stdout}")
+    return out
+
+
 # The test city's uplink and agencies; tests add the devices they need.
 CITY_HEADER = textwrap.dedent("""
     [city]

@@ -215,7 +215,7 @@ def lab_inventory(lab: RouterLab, mode: str = "enforce", down: str = "100 Mbit",
         uplink = "isp"
         guaranteed_down = "20 Mbit"
         ceiling_down = "40 Mbit"
-        guaranteed_up = "10 Mbit"
+        guaranteed_up = "15 Mbit"
         ceiling_up = "20 Mbit"
         floor_down = "5 Mbit"
 
@@ -224,7 +224,7 @@ def lab_inventory(lab: RouterLab, mode: str = "enforce", down: str = "100 Mbit",
         uplink = "isp"
         guaranteed_down = "20 Mbit"
         ceiling_down = "30 Mbit"
-        guaranteed_up = "10 Mbit"
+        guaranteed_up = "15 Mbit"
         ceiling_up = "15 Mbit"
         floor_down = "5 Mbit"
         """)

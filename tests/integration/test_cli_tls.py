@@ -11,17 +11,10 @@ from typing import Any
 
 import pytest
 
-from noc.procs import PANTAU, agent_user_args, free_port
-from tests.conftest import CITY, wait_for
+from noc.procs import agent_user_args, free_port
+from tests.conftest import CITY, pantau, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def pantau(*args: str, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    out = subprocess.run([*PANTAU, *args], capture_output=True, text=True, timeout=120, env=env)
-    if check and out.returncode != 0:
-        raise AssertionError(f"pantau {' '.join(args)} exited {out.returncode}: {out.stderr}")
-    return out
 
 
 def test_agents_add_list_revoke_and_audit(tmp_path: Path) -> None:

@@ -150,12 +150,37 @@ class RouterDriver(ABC):
         if self.dry_run:
             return CommitResult(self.device.id, False, drift, commands, True)
         self.previous = actual
-        self.push(commands, self.render_restore(actual))
+        try:
+            self.push(commands, self.render_restore(actual))
+        except DeviceError as exc:
+            if isinstance(exc, CommitError) and exc.kept_previous:
+                raise
+            self._after_lost_session(exc, actual)  # raises unless the change did complete
         remaining = diff(self.candidate, self.read())
         if remaining:
             log.error("%s: read back after the push still differs from the division: %s", self.device.id,
                       "; ".join(map(str, remaining)))
         return CommitResult(self.device.id, True, drift, commands, False, not remaining, remaining)
+
+    def _after_lost_session(self, exc: DeviceError, previous: ShapingConfig) -> None:
+        """The push failed without knowing the outcome: look over a fresh session and say which it is."""
+        try:
+            self.close()
+            self.open()
+            now = self.read()
+        except DeviceError as again:
+            raise CommitError(f"{self.device.id}: the push failed ({exc}) and the router cannot be read back "
+                              f"({again}); its state is unknown: run `pantau bw plan` when it answers",
+                              kept_previous=False) from exc
+        if now == previous:
+            raise CommitError(f"{self.device.id}: the push failed ({exc}); checked over a new session: the router "
+                              "keeps its previous configuration", kept_previous=True) from exc
+        if now == self.candidate:
+            log.warning("%s: the session was lost during the push, but a new session shows the change complete",
+                        self.device.id)
+            return
+        raise CommitError(f"{self.device.id}: the push failed ({exc}) and the router now holds neither the old nor "
+                          "the new queues: run `pantau bw apply` to finish it", kept_previous=False) from exc
 
     def rollback(self) -> CommitResult:
         """Return the router to what it held before the last commit."""

@@ -35,6 +35,16 @@ T_REMOVE = ["policy-map PANTAU-{D}-AGENCIES", " no class PANTAU-{A}-{D}", "no cl
             "no ip access-list extended PANTAU-{A}-{D}"]
 
 
+_SPEC = r"(any|host \S+|\d+\.\d+\.\d+\.\d+ \d+\.\d+\.\d+\.\d+)"
+_ACE_RE = re.compile(rf"permit ip {_SPEC} {_SPEC}")
+
+
+def _network(spec: str) -> str:
+    """``10.20.0.0 0.0.255.255`` or ``host 10.20.0.5`` as a prefix."""
+    a, b = spec.split()
+    return f"{b}/32" if a == "host" else str(ipaddress.ip_network(f"{a}/{b}", strict=False))
+
+
 def _blocks(running: str) -> dict[str, list[str]]:
     """Top-level sections of a running-config: header line → indented body lines."""
     out: dict[str, list[str]] = {}
@@ -81,7 +91,8 @@ class CiscoIosDriver(RouterDriver):
 
     def read(self) -> ShapingConfig:
         blocks = _blocks(self.s.command("show running-config", timeout=60))
-        roots = {d: _value(blocks.get(f"policy-map PANTAU-{d}", []), "shape average") for d in ("DOWN", "UP")}
+        roots = {d: _value(_children(blocks.get(f"policy-map PANTAU-{d}", [])).get("class-default", []),
+                           "shape average") for d in ("DOWN", "UP")}
         if not any(roots.values()):
             return EMPTY
         child = {d: _children(blocks.get(f"policy-map PANTAU-{d}-AGENCIES", [])) for d in ("DOWN", "UP")}
@@ -95,9 +106,11 @@ class CiscoIosDriver(RouterDriver):
                 rates[d] = (_value(body, "bandwidth") * 1000, _value(body, "shape average"))
                 nets = set()
                 for ace in blocks.get(f"ip access-list extended PANTAU-{a}-{d}", []):
-                    words = ace.split()
-                    net, wild = (words[4], words[5]) if d == "DOWN" else (words[2], words[3])
-                    nets.add(str(ipaddress.ip_network(f"{net}/{wild}", strict=False)))
+                    m = _ACE_RE.search(ace)
+                    if m:
+                        spec = m.group(2) if d == "DOWN" else m.group(1)
+                        if spec != "any":
+                            nets.add(_network(spec))
                 pfx[d] = nets
             prefixes = tuple(sorted(pfx["DOWN"] | pfx["UP"]))
             if pfx["DOWN"] != pfx["UP"]:

@@ -20,6 +20,7 @@ import re
 import shlex
 from collections.abc import Callable
 
+from core.errors import CommitError, DeviceUnreachable
 from noc.bandwidth.drivers.base import Facts, QueueCounters, RouterDriver, fail
 from noc.bandwidth.shaping import EMPTY, AgencyQueue, ShapingConfig, structural
 from noc.bandwidth.shaping import diff as shaping_diff
@@ -156,13 +157,14 @@ class LinuxTcDriver(RouterDriver):
             g_u, c_u = up.get(minor, (0, 0))
             pfx = tuple(sorted(set(down_pfx.get(minor, [])) | set(up_pfx.get(minor, []))))
             if set(down_pfx.get(minor, [])) != set(up_pfx.get(minor, [])):
-                pfx = pfx + ("(download and upload filters differ)",)
+                pfx = (*pfx, "(download and upload filters differ)")
             queues.append(AgencyQueue(name, pfx, g_d, c_d, g_u, c_u, ref=f"{minor:x}"))
         return ShapingConfig(down_root, up_root, tuple(sorted(queues, key=lambda x: x.agency)))
 
     def counters(self) -> dict[str, QueueCounters]:
-        labels_text, *stats_text = self.run_many([f"cat {STATE_DIR}/tc-{self.lan}.json",
-                                                  f"tc -s class show dev {self.lan}", f"tc -s class show dev {self.ifb}"])
+        labels_text, *stats_text = self.run_many([
+            f"cat {STATE_DIR}/tc-{self.lan}.json", f"tc -s class show dev {self.lan}",
+            f"tc -s class show dev {self.ifb}"])
         labels = _labels(labels_text)
         stats: dict[str, list[int]] = {}
         for out, off in zip(stats_text, (0, 2), strict=True):
@@ -231,9 +233,13 @@ class LinuxTcDriver(RouterDriver):
         # in pantau's own root-only directory, not /tmp: no one else can plant or read these files
         cand, back, log_ = (f"{STATE_DIR}/commit-{tag}.sh", f"{STATE_DIR}/commit-{tag}-restore.sh",
                             f"{STATE_DIR}/commit-{tag}.log")
-        self._upload(cand, "set -e\n" + "\n".join(commands) + "\n")
-        self._upload(back, "\n".join(restore) + "\n")
-        self.on_stage("uploaded")
+        try:
+            self._upload(cand, "set -e\n" + "\n".join(commands) + "\n")
+            self._upload(back, "\n".join(restore) + "\n")
+            self.on_stage("uploaded")
+        except DeviceUnreachable as exc:
+            raise CommitError(f"{self.device.id}: the SSH session was lost before the change was activated; the "
+                              f"router keeps its previous configuration ({exc})", kept_previous=True) from exc
         # detached: a session lost from here on cannot stop the script half-way
         rc, out = self.run(
             f"(setsid sh -c 'sh {cand} || {{ sh {back}; exit 3; }}' </dev/null >{log_} 2>&1; "

@@ -32,7 +32,7 @@ T_SET = '/queue simple set [find name="{name}"] target={targets} limit-at={g_up}
 T_REMOVE = '/queue simple remove [find name="{name}"]'
 T_LINE = ':do {{ {commands} }} on-error={{ {restore}; :put "' + FAILED + '" }}'
 
-_ENTRY_RE = re.compile(r"^\s*\d+\s+[XID ]*\s*(?=name=)", re.M)
+_ENTRY_RE = re.compile(r"^\s*\d+\s", re.M)  # each entry of `print detail` starts with its number
 _KV_RE = re.compile(r'([a-z-]+)=("[^"]*"|\S+)')
 _SUFFIX = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9}
 
@@ -50,11 +50,14 @@ def _r(bps: int) -> str:
 
 
 def parse_queues(text: str) -> list[dict[str, str]]:
-    """``print detail`` output → one dict of key=value per entry."""
+    """``print detail`` output → one dict of key=value per entry (``;;;`` comment lines are skipped)."""
     starts = [m.start() for m in _ENTRY_RE.finditer(text)] + [len(text)]
     out = []
     for a, b in itertools.pairwise(starts):
-        out.append({k: v.strip('"') for k, v in _KV_RE.findall(text[a:b])})
+        body = "\n".join(ln for ln in text[a:b].splitlines() if ";;;" not in ln)
+        entry = {k: v.strip('"') for k, v in _KV_RE.findall(body)}
+        if "name" in entry:
+            out.append(entry)
     return out
 
 
