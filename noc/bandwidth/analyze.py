@@ -44,20 +44,28 @@ class Need:
 
 
 def water_fill(capacity: int, demands: dict[str, int], floors: dict[str, int]) -> dict[str, int]:
-    """Max-min fair shares of ``capacity`` over ``demands``, each at least its floor (floors must fit)."""
-    share = {a: min(floors.get(a, 0), capacity) for a in demands}
+    """Max-min fair shares of ``capacity``: each gets ``min(demand, max(floor, L))`` for the highest level L that fits.
+
+    Whatever is left below one unit per agency goes to the hungriest at the level. If the floors
+    alone do not fit, the floors are returned (the invariant check then refuses them).
+    """
+    def at(level: int) -> dict[str, int]:
+        return {a: min(d, max(floors.get(a, 0), level)) for a, d in demands.items()}
+
+    if sum(at(0).values()) >= capacity or not demands:
+        return at(0)
+    lo, hi = 0, max(demands.values())
+    while lo < hi:  # the highest level whose total still fits
+        mid = (lo + hi + 1) // 2
+        if sum(at(mid).values()) <= capacity:
+            lo = mid
+        else:
+            hi = mid - 1
+    share = at(lo)
     left = capacity - sum(share.values())
-    hungry = {a for a in demands if demands[a] > share[a]}
-    while left > 0 and hungry:
-        step = max(1, left // len(hungry))
-        for a in sorted(hungry, key=lambda x: demands[x] - share[x]):
-            give = min(step, demands[a] - share[a], left)
-            share[a] += give
-            left -= give
-            if share[a] >= demands[a]:
-                hungry.discard(a)
-            if left <= 0:
-                break
+    for a in sorted((a for a in demands if share[a] < demands[a]), key=lambda a: demands[a] - share[a],
+                    reverse=True)[:max(0, left)]:
+        share[a] += 1
     return share
 
 

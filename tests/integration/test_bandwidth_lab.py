@@ -95,7 +95,7 @@ def test_refused_change_names_the_numbers_and_changes_nothing(lab: RouterLab, tm
                  check=False)
     assert out.returncode == 8 and "add up to 60.0 Mbit/s, more than its capacity of 50.0 Mbit/s" in out.stderr
     shown = json.loads(pantau("bw", "show", "--inventory", inv, "--db", db, "--json").stdout)
-    dinkes = [r for r in shown["agencies"] if r["agency"] == "dinkes" and r["direction"] == "down"][0]
+    dinkes = next(r for r in shown["agencies"] if r["agency"] == "dinkes" and r["direction"] == "down")
     assert dinkes["guaranteed_bps"] == 20_000_000
 
 
