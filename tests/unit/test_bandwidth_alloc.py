@@ -46,7 +46,7 @@ def test_each_invariant_is_named(rates: Rates, needle: str) -> None:
 
 def test_move_is_both_or_neither_and_lifts_the_ceiling() -> None:
     b = book()
-    with pytest.raises(AllocationError, match="below its floor of 50.0 Mbit/s"):
+    with pytest.raises(AllocationError, match=r"below its floor of 50\.0 Mbit/s"):
         move(b, 180 * M, "disdik", "bappeda", "down", now=0)
     assert b == book()
     nb = move(b, 150 * M, "disdik", "bappeda", "down", now=0)
