@@ -110,15 +110,27 @@ def _print_change(ch: Change, as_json: bool) -> None:
 @json_option
 def bw_show(inventory: Path, db: Path, window: str, as_json: bool) -> None:
     """Per agency: guaranteed, ceiling, current usage, 95th percentile and utilisation of the ceiling."""
+    _, store, ledger = _open(inventory, db)
+    rows, uplinks = show_rows(store, ledger, parse_duration(window))
+    if as_json:
+        click.echo(json.dumps({"agencies": rows, "uplinks": uplinks}, indent=2))
+        return
+    click.echo(show_table(rows, uplinks, window))
+
+
+def show_rows(store: StateStore, ledger: Ledger, window_s: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Per agency and direction: rates in force, current use, p95, utilisation; per uplink: the sums."""
     from noc.bandwidth.usage import p95
 
-    _inv, store, ledger = _open(inventory, db)
     book = ledger.book()
     now = store.clock()
     eff = book.effective(now)
     usage = store.agency_usage(now)
-    pct = p95(store, sorted(eff), parse_duration(window))
-    loans = {x[0].src: x for x in ledger.loans()} | {x[0].dst: x for x in ledger.loans()}
+    pct = p95(store, sorted(eff), window_s)
+    until: dict[tuple[str, str], float] = {}
+    for loan, _, _ in ledger.loans():
+        for a in (loan.src, loan.dst):
+            until[(a, loan.direction)] = min(loan.until, until.get((a, loan.direction), loan.until))
     rows: list[dict[str, Any]] = []
     for a in sorted(eff):
         r = eff[a]
@@ -127,22 +139,37 @@ def bw_show(inventory: Path, db: Path, window: str, as_json: bool) -> None:
             rows.append({"agency": a, "uplink": book.uplink_of[a], "direction": d, "guaranteed_bps": r.g(d),
                          "ceiling_bps": r.c(d), "current_bps": cur, "p95_bps": pct.get((a, d)),
                          "utilisation": None if cur is None or not r.c(d) else cur / r.c(d),
-                         "temporary_until": loans[a][0].until if a in loans else None})
-    uplinks: list[dict[str, Any]] = [{"uplink": u, "direction": d, "capacity_bps": book.cap(u, d),
-                "guaranteed_sum_bps": sum(eff[a].g(d) for a in eff if book.uplink_of[a] == u)}
-               for u in sorted(book.capacity) for d in ("down", "up")]
-    if as_json:
-        click.echo(json.dumps({"agencies": rows, "uplinks": uplinks}, indent=2))
-        return
-    click.echo(table(["AGENCY", "DIR", "GUARANTEED", "CEILING", "NOW", f"P95 {window}", "USE/CEIL", "NOTE"], [
+                         "temporary_until": until.get((a, d))})
+    uplinks: list[dict[str, Any]] = [
+        {"uplink": u, "direction": d, "capacity_bps": book.cap(u, d),
+         "guaranteed_sum_bps": sum(eff[a].g(d) for a in eff if book.uplink_of[a] == u)}
+        for u in sorted(book.capacity) for d in ("down", "up")]
+    return rows, uplinks
+
+
+def show_table(rows: list[dict[str, Any]], uplinks: list[dict[str, Any]], window: str) -> str:
+    agencies = table(["AGENCY", "DIR", "GUARANTEED", "CEILING", "NOW", f"P95 {window}", "USE/CEIL", "NOTE"], [
         [x["agency"], x["direction"], format_rate(x["guaranteed_bps"]), format_rate(x["ceiling_bps"]),
          format_rate(x["current_bps"]), format_rate(x["p95_bps"]),
          "-" if x["utilisation"] is None else f"{x['utilisation']:.0%}",
-         f"temporary until {when(x['temporary_until'])}" if x["temporary_until"] else ""] for x in rows]))
-    click.echo("")
-    click.echo(table(["UPLINK", "DIR", "CAPACITY", "GUARANTEED SUM", "UNGUARANTEED"], [
+         f"temporary until {when(x['temporary_until'])}" if x["temporary_until"] else ""] for x in rows])
+    totals = table(["UPLINK", "DIR", "CAPACITY", "GUARANTEED SUM", "UNGUARANTEED"], [
         [u["uplink"], u["direction"], format_rate(u["capacity_bps"]), format_rate(u["guaranteed_sum_bps"]),
-         format_rate(u["capacity_bps"] - u["guaranteed_sum_bps"])] for u in uplinks]))
+         format_rate(u["capacity_bps"] - u["guaranteed_sum_bps"])] for u in uplinks])
+    return f"{agencies}\n\n{totals}"
+
+
+def router_table(store: StateStore) -> str:
+    """What the reconciler last saw on each shaping router."""
+    rows = store.conn.execute("SELECT device, checked_at, in_sync, drift, last_push_at, last_push_ok, last_error "
+                              "FROM bw_router ORDER BY device").fetchall()
+    body = []
+    for dev, checked, in_sync, drift, pushed, ok, err in rows:
+        state = "unreadable" if in_sync is None else "in sync" if in_sync else f"{len(json.loads(drift))} drift"
+        body.append([dev, when(checked), state, when(pushed), "-" if ok is None else "verified" if ok else "FAILED",
+                     (err or "")[:80]])
+    return table(["ROUTER", "CHECKED", "STATE", "LAST PUSH", "PUSH", "ERROR"], body) if body else \
+        "no shaping router has been checked yet"
 
 
 @click.command("set")

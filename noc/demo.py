@@ -23,9 +23,13 @@ import click
 
 from core.units import format_rate
 from noc import procs
+from noc.bandwidth.ledger import Ledger
+from noc.bw_cli import router_table, show_rows, show_table
 from noc.inventory import load_inventory
+from noc.lab import can_build_labs, router_lab
+from noc.model import Inventory
 from noc.state import StateStore
-from noc.views import status_table, table
+from noc.views import status_table
 
 
 @dataclass(frozen=True)
@@ -38,16 +42,30 @@ class DemoOptions:
     inventory: Path | None
 
 
-def _allocation_table(store: StateStore, inv_path: Path) -> str:
-    inv = load_inventory(inv_path)
-    use = store.agency_usage()
-    body = []
-    for a in inv.allocations:
-        u = use.get(a.agency)
-        body.append([a.agency, a.uplink, format_rate(a.guaranteed_down), format_rate(a.ceiling_down),
-                     format_rate(a.guaranteed_up), format_rate(a.ceiling_up),
-                     format_rate(u[0]) if u else "-", format_rate(u[1]) if u else "-"])
-    return table(["AGENCY", "UPLINK", "GUAR DOWN", "CEIL DOWN", "GUAR UP", "CEIL UP", "USING DOWN", "USING UP"], body)
+EDGE_ROUTER = """
+# The edge router that enforces the division: Linux with tc, in network namespaces the demo built
+# (sshd inside, reached over a private veth). The NOC's reconciler pushes the queues to it.
+[[devices]]
+id = "edge-rtr"
+kind = "router"
+vendor = "linux"
+address = "{address}"
+site = "pusat-data"
+ssh = {{ username = "root", key_file = "{key}" }}
+shaping = {{ uplink = "isp-utama", lan = "{lan}" }}
+"""
+LAB_SUBNET = 200  # 10.99.200.0/30 management, .201 the ISP side, .202.0/24 the agencies (see city.toml)
+
+
+def _reallocate(store: StateStore, inv: Inventory) -> None:
+    """The demo's reallocation: a temporary move for a live-streamed city event, audited like any other."""
+    ledger = Ledger(store, inv)
+    change = ledger.move(50_000_000, "bappeda", "dinkes", "down", "pantau-demo",
+                         "demo: live stream of the city anniversary from the hospital", until=time.time() + 900)
+    for agency in change.after:
+        b, a = change.before[agency], change.after[agency]
+        click.echo(f"  {agency}: guaranteed down {format_rate(b.g_down)} -> {format_rate(a.g_down)}")
+    click.echo("  (temporary: reverts by itself in 15 minutes; `pantau bw history` shows who, when and why)")
 
 
 def _write_demo_secrets(path: Path) -> None:
@@ -82,20 +100,34 @@ def run_demo(opt: DemoOptions) -> None:
     logs = state / "logs"
     logs.mkdir(exist_ok=True)
     snmp_port = None
+    stack = contextlib.ExitStack()
     if opt.inventory is not None:
         inv_path = opt.inventory.resolve()
     else:
         inv_path = state / "city.toml"
         snmp_port = procs.free_udp_port()
         text = resources.files("noc").joinpath("demo/city.toml").read_text()
-        inv_path.write_text(text.replace("port = 16161", f"port = {snmp_port}"))
+        text = text.replace("port = 16161", f"port = {snmp_port}")
+        why_not = can_build_labs()
+        if why_not is None:
+            lab_dir = state / "edge-rtr"
+            shutil.rmtree(lab_dir, ignore_errors=True)
+            lab_dir.mkdir()
+            lab = stack.enter_context(router_lab(lab_dir, LAB_SUBNET))
+            text += EDGE_ROUTER.format(address=lab.mgmt_ip, key=lab.key_file, lan=lab.lan_if)
+            click.echo(f"built the edge router edge-rtr (Linux, sshd + tc) in network namespace {lab.rtr}")
+        else:
+            click.echo(f"no shaping router in this demo: {why_not}")
+        inv_path.write_text(text)
         _write_demo_secrets(state / "secrets.toml")
     inv = load_inventory(inv_path)
     db = state / "noc.sqlite"
     store = StateStore(db)
     store.sync_inventory(inv)
+    Ledger(store, inv).seed()
     children: list[subprocess.Popen[bytes]] = []
     vm = None
+    reallocated = opt.inventory is not None  # only the embedded demo city reallocates by itself
     try:
         tsdb_url = None
         if opt.tsdb and procs.victoria_metrics_binary():
@@ -109,7 +141,8 @@ def run_demo(opt: DemoOptions) -> None:
             children.append(_start_demo_snmpd(state, snmp_port, logs))
             click.echo(f"starting snmpd on 127.0.0.1:{snmp_port} as the demo's core router (SNMPv3 authPriv)")
         click.echo(f"starting the NOC collector on 127.0.0.1:{opt.port} (state {db}, log {logs / 'noc.log'})")
-        children.append(procs.start_noc(inv_path, db, opt.port, logs / "noc.log", tsdb_url=tsdb_url))
+        children.append(procs.start_noc(inv_path, db, opt.port, logs / "noc.log", tsdb_url=tsdb_url,
+                                        extra=["--reconcile-every", "30s"]))
         noc_url = f"http://127.0.0.1:{opt.port}"
         agents = [d for d in inv.devices if d.agent]
         for d in agents:
@@ -138,8 +171,15 @@ def run_demo(opt: DemoOptions) -> None:
                 next_print += every
                 click.echo(f"\n== {inv.city} — status at {time.strftime('%H:%M:%S')}")
                 click.echo(status_table(store.status_rows()))
-                click.echo("\n== bandwidth allocations and current use")
-                click.echo(_allocation_table(store, inv_path))
+                click.echo("\n== the division of the uplink: allocations and current use (pantau bw show)")
+                click.echo(show_table(*show_rows(store, Ledger(store, inv), 86400.0), "24h"))
+                if any(d.shaping for d in inv.devices):
+                    click.echo("\n== shaping routers: the division pushed and read back (pantau bw plan)")
+                    click.echo(router_table(store))
+                if not reallocated:
+                    reallocated = True
+                    click.echo("\n== reallocating: 50 Mbit/s of guaranteed download from bappeda to dinkes")
+                    _reallocate(store, inv)
         if vm is not None and tsdb_url:
             q = urllib.parse.quote("count(pantau_iface_rx_bytes)")
             with contextlib.suppress(OSError, ValueError, KeyError, IndexError):
@@ -153,3 +193,4 @@ def run_demo(opt: DemoOptions) -> None:
             procs.stop(p)
         procs.stop(vm)
         store.close()
+        stack.close()
