@@ -169,10 +169,18 @@ def test_refused_change_keeps_the_previous_configuration(env: Env, tmp_path: Pat
     assert "previous" in str(err.value)
 
 
-def test_wrong_credentials_and_unreachable(env: Env) -> None:
-    if env.vendor is Vendor.LINUX:
-        pytest.skip("the lab router takes keys only; a wrong key is the same refusal as a wrong password")
-    with pytest.raises(DeviceAuthError, match="refused SSH login"), env.make(password="wrong") as drv:
+def test_wrong_credentials_and_unreachable(env: Env, tmp_path: Path) -> None:
+    if env.vendor is Vendor.LINUX:  # the lab router takes keys only: a key it does not know
+        import subprocess
+
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "stranger")], check=True)
+        with env.make() as probe:
+            assert probe.device.ssh is not None
+            stranger = replace(probe.device, ssh=replace(probe.device.ssh, key_file=str(tmp_path / "stranger")))
+        wrong = env.make(device=stranger)
+    else:
+        wrong = env.make(password="wrong")
+    with pytest.raises(DeviceAuthError, match="refused SSH login"), wrong as drv:
         drv.facts()
     with pytest.raises(DeviceUnreachable, match="did not answer over SSH"), env.make(port=free_port()) as drv:
         drv.facts()

@@ -30,6 +30,10 @@ class Session(Protocol):
 
     def config(self, lines: list[str], mode_command: str | None = None) -> str: ...
 
+    def exec(self, cmd: str, stdin: bytes | None = None, timeout: float = 60.0) -> tuple[int, str]:
+        """Run ``cmd`` on its own SSH exec channel (no shell prompt): (exit status, stdout+stderr)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -238,6 +242,32 @@ class _NetmikoSession:
         # long lines wrap in the terminal's echo, so the echo is not matched: callers mark their output
         return self._guard(f"'{cmd[:60]}'", lambda: str(self.conn.send_command(
             cmd, read_timeout=timeout, strip_prompt=True, strip_command=True, cmd_verify=False)))
+
+    def exec(self, cmd: str, stdin: bytes | None = None, timeout: float = 60.0) -> tuple[int, str]:
+        def run() -> tuple[int, str]:
+            chan = self.conn.remote_conn.get_transport().open_session(timeout=timeout)
+            try:
+                chan.settimeout(timeout)
+                chan.set_combine_stderr(True)
+                chan.exec_command(cmd)
+                if stdin:
+                    chan.sendall(stdin)
+                chan.shutdown_write()
+                chunks = []
+                while data := chan.recv(65536):
+                    chunks.append(data)
+                return int(chan.recv_exit_status()), b"".join(chunks).decode(errors="replace")
+            finally:
+                chan.close()
+
+        try:
+            return run()
+        except (OSError, EOFError) as exc:
+            raise DeviceUnreachable(f"{self.device.id}: the SSH session was lost during '{cmd[:60]}': "
+                                    f"{exc or type(exc).__name__}") from exc
+        except Exception as exc:
+            raise DeviceUnreachable(f"{self.device.id}: the SSH session failed during '{cmd[:60]}': "
+                                    f"{type(exc).__name__}: {exc}".splitlines()[0]) from exc
 
     def config(self, lines: list[str], mode_command: str | None = None) -> str:
         kw: dict[str, Any] = {"config_mode_command": mode_command} if mode_command else {}

@@ -13,7 +13,6 @@ A session lost before the run leaves the router untouched.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import re
@@ -28,7 +27,6 @@ from noc.bandwidth.shaping import diff as shaping_diff
 STATE_DIR = "/run/pantau"
 DEFAULT_MINOR = 0xFFFF
 FIRST_MINOR = 0x10
-CHUNK = 3000  # bytes of base64 per upload command
 
 # -- templates (tc and ip syntax, see tc-htb(8), tc-u32(8), tc-mirred(8)) --------------------------
 T_TEARDOWN = [
@@ -75,6 +73,22 @@ def _prefix(hexnet: str, hexmask: str) -> str:
     return ".".join(str((net >> s) & 255) for s in (24, 16, 8, 0)) + f"/{bits}"
 
 
+def script(commands: list[str], stop_on_error: bool = True) -> str:
+    """A shell script for ``commands``; runs of plain tc commands go to one ``tc -batch`` (one process)."""
+    out = ["set -e"] if stop_on_error else []
+    batch: list[str] = []
+    for c in [*commands, ""]:
+        if c.startswith("tc ") and not any(x in c for x in ("|", ";", "&", ">")):
+            batch.append(c[3:])
+            continue
+        if batch:
+            out += ["tc -batch - <<'PANTAU_TC'", *batch, "PANTAU_TC"]
+            batch = []
+        if c:
+            out.append(c)
+    return "\n".join(out) + "\n"
+
+
 def _labels(text: str) -> dict[int, str]:
     """The class → agency map pantau keeps on the router (empty if missing or damaged)."""
     try:
@@ -92,15 +106,10 @@ class LinuxTcDriver(RouterDriver):
         self.lan = self.shaping.lan
         self.ifb = ifb_name(self.lan)
 
-    def run(self, cmd: str, timeout: float = 30.0) -> tuple[int, str]:
-        """Run a shell command on the router; (exit code, output)."""
-        # the markers are printed from pieces, so the echoed command line never contains them
-        out = self.s.command(f"printf '%s%s\\n' __pantau begin; {cmd}; printf '\\n%s%s=%d\\n' __pantau rc $?",
-                             timeout=timeout)
-        m = re.search(r"^__pantaubegin\r?\n(.*?)^__pantaurc=(\d+)", out, re.S | re.M)
-        if not m:
-            raise fail(self.device, f"no exit status from '{cmd[:60]}'", out, kept_previous=True)
-        return int(m.group(2)), m.group(1).replace("\r", "").rstrip("\n")
+    def run(self, cmd: str, timeout: float = 60.0, stdin: bytes | None = None) -> tuple[int, str]:
+        """Run a shell command on the router over its own exec channel; (exit code, output)."""
+        rc, out = self.s.exec(cmd, stdin=stdin, timeout=timeout)
+        return rc, out.rstrip("\n")
 
     def facts(self) -> Facts:
         _, host = self.run("hostname")
@@ -215,18 +224,14 @@ class LinuxTcDriver(RouterDriver):
         return self.render(previous, EMPTY)
 
     # -- pushing -------------------------------------------------------------------------------
-    def _upload(self, path: str, text: str) -> str:
-        data = base64.b64encode(text.encode()).decode()
-        self.run(f"mkdir -p -m 700 {STATE_DIR} && (umask 077 && : > {path}.b64)")
-        for i in range(0, len(data), CHUNK):
-            rc, out = self.run(f"printf '%s' '{data[i:i + CHUNK]}' >> {path}.b64")
-            if rc != 0:
-                raise fail(self.device, f"could not upload {path}", out, kept_previous=True)
+    def _upload(self, path: str, text: str) -> None:
+        """Write ``text`` to ``path`` on the router (root-only directory) and check its digest."""
         digest = hashlib.sha256(text.encode()).hexdigest()
-        rc, out = self.run(f"base64 -d {path}.b64 > {path} && sha256sum {path}")
+        rc, out = self.run(f"mkdir -p -m 700 {STATE_DIR} && umask 077 && cat > {path} && sha256sum {path}",
+                           stdin=text.encode())
         if rc != 0 or digest not in out:
-            raise fail(self.device, f"the uploaded {path} is damaged (digest mismatch)", out, kept_previous=True)
-        return digest
+            raise fail(self.device, f"the uploaded {path} is damaged or missing (digest mismatch)", out,
+                       kept_previous=True)
 
     def push(self, commands: list[str], restore: list[str]) -> None:
         tag = hashlib.sha256("\n".join(commands).encode()).hexdigest()[:12]
@@ -234,8 +239,8 @@ class LinuxTcDriver(RouterDriver):
         cand, back, log_ = (f"{STATE_DIR}/commit-{tag}.sh", f"{STATE_DIR}/commit-{tag}-restore.sh",
                             f"{STATE_DIR}/commit-{tag}.log")
         try:
-            self._upload(cand, "set -e\n" + "\n".join(commands) + "\n")
-            self._upload(back, "\n".join(restore) + "\n")
+            self._upload(cand, script(commands))
+            self._upload(back, script(restore, stop_on_error=False))
             self.on_stage("uploaded")
         except DeviceUnreachable as exc:
             raise CommitError(f"{self.device.id}: the SSH session was lost before the change was activated; the "
@@ -243,7 +248,7 @@ class LinuxTcDriver(RouterDriver):
         # detached: a session lost from here on cannot stop the script half-way
         rc, out = self.run(
             f"(setsid sh -c 'sh {cand} || {{ sh {back}; exit 3; }}' </dev/null >{log_} 2>&1; "
-            f"r=$?; cat {log_}; rm -f {cand} {cand}.b64 {back} {back}.b64 {log_}; exit $r)", timeout=120)
+            f"r=$?; cat {log_}; rm -f {cand} {back} {log_}; exit $r)", timeout=120)
         self.on_stage("ran")
         if rc == 3:
             raise fail(self.device, "the router refused the change and pantau restored its previous queues", out,
