@@ -84,9 +84,19 @@ def fake_device(nos: dict[str, Any], username: str = USER) -> Iterator[int]:
         yield port
     finally:
         net.stop()
-        # fakenos waits without a timeout for the channel of a login it refused; close those
-        # transports so its threads end and the test run can exit
-        for host in net.hosts.values():
-            server = getattr(host, "server", None)
-            for session in list(getattr(server, "_active_sessions", ())):
-                session.close()
+        _release_refused_logins()
+
+
+def _release_refused_logins() -> None:
+    """fakenos waits without a timeout (paramiko ``Transport.accept()``) for a channel that a refused
+    login never opens, in a non-daemon thread that would keep the test run from exiting: close
+    those server-side transports and wake the waiting threads."""
+    import gc
+
+    import paramiko
+
+    for obj in gc.get_objects():
+        if isinstance(obj, paramiko.Transport) and obj.server_mode:
+            obj.close()
+            with obj.lock:
+                obj.server_accept_cv.notify_all()
