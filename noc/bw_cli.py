@@ -17,7 +17,7 @@ import click
 from core.errors import ConfigError
 from core.units import format_rate, parse_duration, parse_rate
 from noc.bandwidth.alloc import Book, Rates
-from noc.bandwidth.ledger import Change, Ledger
+from noc.bandwidth.ledger import Change, Ledger, history
 from noc.cli import db_option, operator_name, operator_option
 from noc.inventory import Secrets, load_inventory, secrets_path
 from noc.model import Inventory
@@ -28,6 +28,13 @@ inventory_required = click.option("--inventory", type=click.Path(path_type=Path,
                                   envvar="PANTAU_INVENTORY", help="city inventory (TOML) [env PANTAU_INVENTORY]")
 json_option = click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 dry_run_option = click.option("--dry-run", is_flag=True, help="show what would change; change nothing")
+
+
+def change_options(f: Any) -> Any:
+    """The options every command that changes the division takes."""
+    for option in reversed((inventory_required, db_option, operator_option, dry_run_option, json_option)):
+        f = option(f)
+    return f
 
 
 def _open(inventory: Path, db: Path) -> tuple[Inventory, StateStore, Ledger]:
@@ -72,15 +79,11 @@ def _until(text: str | None) -> float | None:
                           "(\"2026-12-01T18:00\", UTC unless it carries an offset)") from None
 
 
-def _rates_row(r: Rates) -> dict[str, int]:
-    return r.as_dict()
-
-
 def _print_change(ch: Change, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"action": ch.action, "dry_run": ch.dry_run,
-                               "before": {a: _rates_row(r) for a, r in ch.before.items()},
-                               "after": {a: _rates_row(r) for a, r in ch.after.items()},
+                               "before": {a: r.as_dict() for a, r in ch.before.items()},
+                               "after": {a: r.as_dict() for a, r in ch.after.items()},
                                "loan": None if ch.loan is None else {"id": ch.loan.id, "until": ch.loan.until}},
                               indent=2))
         return
@@ -177,11 +180,7 @@ def router_table(store: StateStore) -> str:
 @click.option("--guaranteed", help="guaranteed rate: DOWN or DOWN/UP, e.g. 300M/150M")
 @click.option("--ceiling", help="ceiling: DOWN or DOWN/UP, e.g. 800M/400M")
 @click.option("--reason", required=True, help="why (memo number, ticket)")
-@inventory_required
-@db_option
-@operator_option
-@dry_run_option
-@json_option
+@change_options
 def bw_set(agency: str, guaranteed: str | None, ceiling: str | None, reason: str, inventory: Path, db: Path,
            operator: str | None, dry_run: bool, as_json: bool) -> None:
     """Set an agency's base guaranteed rate and ceiling (parts left out keep their value)."""
@@ -206,11 +205,7 @@ def bw_set(agency: str, guaranteed: str | None, ceiling: str | None, reason: str
 @click.option("--direction", type=click.Choice(["down", "up"]), default="down", show_default=True)
 @click.option("--until", help="temporary: a duration (6h) or a time (2026-12-01T18:00Z); reverts by itself")
 @click.option("--reason", required=True, help="why (memo number, ticket, event)")
-@inventory_required
-@db_option
-@operator_option
-@dry_run_option
-@json_option
+@change_options
 def bw_move(amount: str, src: str, dst: str, direction: str, until: str | None, reason: str, inventory: Path,
             db: Path, operator: str | None, dry_run: bool, as_json: bool) -> None:
     """Move AMOUNT of guaranteed rate from one agency to another: both change or neither."""
@@ -275,11 +270,7 @@ def bw_plan(device: str | None, show_commands: bool, inventory: Path, db: Path, 
 @click.command("apply")
 @click.option("--device", help="only this router")
 @click.option("--reason", default="bw apply", show_default=True)
-@inventory_required
-@db_option
-@operator_option
-@dry_run_option
-@json_option
+@change_options
 def bw_apply(device: str | None, reason: str, inventory: Path, db: Path, operator: str | None, dry_run: bool,
              as_json: bool) -> None:
     """Push the division to every shaping router, read it back, and report per router."""
@@ -297,8 +288,7 @@ def bw_apply(device: str | None, reason: str, inventory: Path, db: Path, operato
 @json_option
 def bw_history(agency: str | None, limit: int, db: Path, as_json: bool) -> None:
     """Every change to the division (who, when, before, after, why), oldest first."""
-    store = StateStore(db)
-    entries = Ledger(store, Inventory("", (), (), ())).history(agency, limit)
+    entries = history(StateStore(db), agency, limit)
     if as_json:
         click.echo(json.dumps([e.__dict__ for e in entries], indent=2))
         return

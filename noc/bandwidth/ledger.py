@@ -150,20 +150,21 @@ class Ledger:
                                     f"temporary move #{loan.id} ended (until {alloc._when(loan.until)})")
         return ended
 
-    def history(self, agency: str | None = None, limit: int = 200) -> list[AuditEntry]:
-        """Bandwidth changes, oldest first, optionally only those touching ``agency``."""
-        rows = self.store.conn.execute(
-            "SELECT id, at, actor, action, target, before, after, reason FROM audit WHERE action LIKE 'bw.%' "
-            "ORDER BY id DESC LIMIT ?", (limit if agency is None else 100_000,)).fetchall()
-        out = []
-        for r in reversed(rows):
-            before, after = json.loads(r[5] or "null") or {}, json.loads(r[6] or "null") or {}
-            if agency is None or agency in before or agency in after:
-                out.append(AuditEntry(r[0], r[1], r[2], r[3], r[4], before, after, r[7]))
-        return out[-limit:]
-
     def loans(self) -> list[tuple[Loan, str, str]]:
         """Running loans with who made them and why."""
         return [(Loan(*r[:7]), r[7], r[8]) for r in self.store.conn.execute(
             "SELECT id, src, dst, direction, amount, ceil_raise, until, created_by, reason FROM bw_loans "
             "WHERE ended_at IS NULL ORDER BY until")]
+
+
+def history(store: StateStore, agency: str | None = None, limit: int = 200) -> list[AuditEntry]:
+    """Bandwidth changes, oldest first, optionally only those touching ``agency``."""
+    rows = store.conn.execute(
+        "SELECT id, at, actor, action, target, before, after, reason FROM audit WHERE action LIKE 'bw.%' "
+        "ORDER BY id DESC LIMIT ?", (limit if agency is None else 100_000,)).fetchall()
+    out = []
+    for r in reversed(rows):
+        before, after = json.loads(r[5] or "null") or {}, json.loads(r[6] or "null") or {}
+        if agency is None or agency in before or agency in after:
+            out.append(AuditEntry(r[0], r[1], r[2], r[3], r[4], before, after, r[7]))
+    return out[-limit:]

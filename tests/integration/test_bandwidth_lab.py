@@ -99,20 +99,29 @@ def test_refused_change_names_the_numbers_and_changes_nothing(lab: RouterLab, tm
     assert dinkes["guaranteed_bps"] == 20_000_000
 
 
+def _squeeze_dinkes_by_hand(lab: RouterLab) -> None:
+    """What an engineer in Winbox-style haste does: dinkes's class cut to 5 Mbit/s behind pantau's back."""
+    lab.tc("class", "change", "dev", lab.lan_if, "parent", "1:1", "classid", "1:10", "htb", "rate", "5mbit", "ceil",
+           "5mbit")
+
+
+def _noc_until(inv: str, db: str, log: Path, every: str, line: str, what: str) -> None:
+    """Run the NOC service until its log shows ``line``."""
+    noc = procs.start_noc(Path(inv), Path(db), procs.free_port(), log, extra=["--reconcile-every", every])
+    try:
+        wait_for(lambda: line in log.read_text(), 30, what)
+    finally:
+        procs.stop(noc)
+
+
 def test_hand_edit_is_planned_as_drift_and_repaired_by_the_reconciler(lab: RouterLab, tmp_path: Path) -> None:
     inv, db = _city(lab, tmp_path)
     pantau("bw", "apply", "--inventory", inv, "--db", db)
-    lab.tc("class", "change", "dev", lab.lan_if, "parent", "1:1", "classid", "1:10", "htb", "rate", "5mbit", "ceil",
-           "5mbit")
+    _squeeze_dinkes_by_hand(lab)
     plan = pantau("bw", "plan", "--inventory", inv, "--db", db)
     assert "~ dinkes c_down: router has 5.0 Mbit/s, should be 40.0 Mbit/s" in plan.stdout
 
-    log = tmp_path / "noc.log"
-    noc = procs.start_noc(Path(inv), Path(db), procs.free_port(), log, extra=["--reconcile-every", "2s"])
-    try:
-        wait_for(lambda: "rtr: repaired 2 difference(s)" in log.read_text(), 30, "the reconciler to repair the drift")
-    finally:
-        procs.stop(noc)
+    _noc_until(inv, db, tmp_path / "noc.log", "2s", "rtr: repaired 2 difference(s)", "the reconciler's repair")
     assert "ceil 40Mbit" in lab.tc("class", "show", "dev", lab.lan_if, "classid", "1:10")
     audit = pantau("audit", "list", "--db", db).stdout
     assert "bw.push" in audit and "pantau-reconciler" in audit
@@ -121,14 +130,8 @@ def test_hand_edit_is_planned_as_drift_and_repaired_by_the_reconciler(lab: Route
 def test_observe_mode_reports_drift_without_repairing(lab: RouterLab, tmp_path: Path) -> None:
     inv, db = _city(lab, tmp_path, mode="observe")
     pantau("bw", "apply", "--inventory", inv, "--db", db)  # an operator's apply pushes even in observe mode
-    lab.tc("class", "change", "dev", lab.lan_if, "parent", "1:1", "classid", "1:10", "htb", "rate", "5mbit", "ceil",
-           "5mbit")
-    log = tmp_path / "noc.log"
-    noc = procs.start_noc(Path(inv), Path(db), procs.free_port(), log, extra=["--reconcile-every", "1s"])
-    try:
-        wait_for(lambda: "drifted from the division (observe mode" in log.read_text(), 30, "the drift warning")
-    finally:
-        procs.stop(noc)
+    _squeeze_dinkes_by_hand(lab)
+    _noc_until(inv, db, tmp_path / "noc.log", "1s", "drifted from the division (observe mode", "the drift warning")
     assert "ceil 5Mbit" in lab.tc("class", "show", "dev", lab.lan_if, "classid", "1:10")
 
 

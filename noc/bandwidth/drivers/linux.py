@@ -112,9 +112,7 @@ class LinuxTcDriver(RouterDriver):
         return rc, out.rstrip("\n")
 
     def facts(self) -> Facts:
-        _, host = self.run("hostname")
-        _, kernel = self.run("uname -r")
-        _, links = self.run("ip -o link show")
+        host, kernel, links = self.run_many(["hostname", "uname -r", "ip -o link show"])
         names = tuple(sorted({ln.split(":")[1].strip().split("@")[0] for ln in links.splitlines() if ":" in ln}))
         return Facts(host.strip(), "linux", f"Linux {kernel.strip()}", names)
 
