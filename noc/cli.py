@@ -134,10 +134,12 @@ def noc_group() -> None:
 @click.option("--rate-per-agent", type=float, default=5.0, show_default=True, help="requests/s per agent")
 @click.option("--reconcile-every", default="5m", show_default=True,
               help="how often the shaping routers are checked against the division (also after every change)")
+@click.option("--watch-every", default="1m", show_default=True,
+              help="how often measured usage is checked against the ceilings (a breach needs 3 checks in a row)")
 @click.option("--log-level", default="INFO", show_default=True)
 def noc_serve(inventory: Path | None, db: Path, listen: str, port: int, tsdb_url: str | None, tsdb_bucket: str,
               tsdb_org: str, tsdb_token_env: str, tls_cert: Path | None, tls_key: Path | None,
-              rate_per_agent: float, reconcile_every: str, log_level: str) -> None:
+              rate_per_agent: float, reconcile_every: str, watch_every: str, log_level: str) -> None:
     """Run the collector: ingest API, state, TSDB writer."""
     import asyncio
 
@@ -153,12 +155,15 @@ def noc_serve(inventory: Path | None, db: Path, listen: str, port: int, tsdb_url
         tsdb = TsdbConfig(tsdb_url, tsdb_bucket, tsdb_org, os.environ.get(tsdb_token_env, ""))
     from core.units import parse_duration
 
-    try:
-        every = parse_duration(reconcile_every)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--reconcile-every") from None
+    every: dict[str, float] = {}
+    for hint, value in (("--reconcile-every", reconcile_every), ("--watch-every", watch_every)):
+        try:
+            every[hint] = parse_duration(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint=hint) from None
     cfg = ServiceConfig(inventory, db, listen, port, tsdb, tls_cert, tls_key, rate_per_agent,
-                        burst_per_agent=max(20.0, rate_per_agent * 4), reconcile_every_s=every)
+                        burst_per_agent=max(20.0, rate_per_agent * 4), reconcile_every_s=every["--reconcile-every"],
+                        watch_every_s=every["--watch-every"])
     asyncio.run(serve(cfg))
 
 

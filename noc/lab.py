@@ -59,6 +59,15 @@ class RouterLab:
         return f"10.99.{self.subnet}.2"
 
     @property
+    def host_ip(self) -> str:
+        """This host's end of the management link (where a NOC listens for agents behind the router)."""
+        return f"10.99.{self.subnet}.1"
+
+    def route_lan_via_router(self) -> None:
+        """Let agency hosts reach this host through the router (removed with the lab's link)."""
+        _ip("route", "replace", f"10.99.{self.subnet + 2}.0/24", "via", self.mgmt_ip, "dev", f"pm{self.tag}")
+
+    @property
     def isp_ip(self) -> str:
         return f"10.99.{self.subnet + 1}.1"
 

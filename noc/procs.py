@@ -80,15 +80,17 @@ def start_victoria_metrics(data_dir: Path, port: int, log: Path) -> subprocess.P
 
 
 def start_noc(inventory: Path, db: Path, port: int, log: Path, *, tsdb_url: str | None = None,
-              extra: list[str] | None = None, scheme: str = "http") -> subprocess.Popen[bytes]:
-    cmd = [*PANTAU, "noc", "serve", "--inventory", str(inventory), "--db", str(db), "--port", str(port)]
+              extra: list[str] | None = None, scheme: str = "http", listen: str = "127.0.0.1"
+              ) -> subprocess.Popen[bytes]:
+    cmd = [*PANTAU, "noc", "serve", "--inventory", str(inventory), "--db", str(db), "--port", str(port),
+           "--listen", listen]
     if tsdb_url:
         cmd += ["--tsdb-url", tsdb_url]
     cmd += extra or []
     proc = subprocess.Popen(cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT)
     try:
         if scheme == "http":
-            wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/healthz"), 30, "NOC collector", proc)
+            wait_until(lambda: http_ok(f"http://{listen}:{port}/healthz"), 30, "NOC collector", proc)
         else:
             wait_until(lambda: port_open(port), 30, "NOC collector (TLS)", proc)
     except PantauError as exc:
@@ -125,8 +127,10 @@ def agent_user_args() -> list[str]:
 
 
 def start_agent(agent_id: str, noc_url: str, token_file: Path, spool: Path, log: Path, *, interval: float,
-                extra: list[str] | None = None) -> subprocess.Popen[bytes]:
-    cmd = [*PANTAU, "agent", "run", "--noc", noc_url, "--id", agent_id, "--token-file", str(token_file),
+                extra: list[str] | None = None, netns: str | None = None) -> subprocess.Popen[bytes]:
+    """An agent process; inside network namespace ``netns`` when given (an agency host behind a router)."""
+    cmd = [*(["ip", "netns", "exec", netns] if netns else []), *PANTAU, "agent", "run",
+           "--noc", noc_url, "--id", agent_id, "--token-file", str(token_file),
            "--spool", str(spool), "--interval", str(interval), *agent_user_args(), *(extra or [])]
     return subprocess.Popen(cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT)
 

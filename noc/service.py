@@ -51,6 +51,7 @@ class ServiceConfig:
     desired_every_s: float = 60.0
     snmp_concurrency: int = 64
     reconcile_every_s: float = 300.0  # also at once after any bandwidth change
+    watch_every_s: float = 60.0  # usage watchdog cadence
 
 
 def tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
@@ -170,7 +171,7 @@ async def _housekeeping(cfg: ServiceConfig, inv: Inventory, stop: asyncio.Event)
         store.close()
 
 
-async def _bandwidth(cfg: ServiceConfig, inv: Inventory, stop: asyncio.Event, tick_s: float = 2.0) -> None:
+async def _bandwidth(cfg: ServiceConfig, inv: Inventory, stop: asyncio.Event) -> None:
     """Ends loans on time, reconciles the routers after every change and every ``reconcile_every_s``,
     and runs the usage watchdog."""
     store = StateStore(cfg.db)
@@ -178,7 +179,7 @@ async def _bandwidth(cfg: ServiceConfig, inv: Inventory, stop: asyncio.Event, ti
     secrets = Secrets(secrets_path(cfg.inventory, inv))
     watchdog = Watchdog()
     has_routers = bool(shaping_routers(inv))
-    seen_change, next_run, next_watch = -1, 0.0, time.monotonic() + cfg.reconcile_every_s
+    seen_change, next_run, next_watch = -1, 0.0, time.monotonic() + cfg.watch_every_s
     try:
         while not stop.is_set():
             ended = await asyncio.to_thread(ledger.expire_due)
@@ -202,9 +203,9 @@ async def _bandwidth(cfg: ServiceConfig, inv: Inventory, stop: asyncio.Event, ti
                 next_run = time.monotonic() + cfg.reconcile_every_s
             if time.monotonic() >= next_watch:
                 await asyncio.to_thread(_watch, store, ledger, watchdog)
-                next_watch = time.monotonic() + cfg.desired_every_s
+                next_watch = time.monotonic() + cfg.watch_every_s
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=tick_s)
+                await asyncio.wait_for(stop.wait(), timeout=min(2.0, cfg.watch_every_s))
     finally:
         store.close()
 
