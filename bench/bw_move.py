@@ -19,6 +19,7 @@ Run: .venv/bin/python bench/bw_move.py [--rounds 3]
 from __future__ import annotations
 
 import argparse
+import functools
 import re
 import statistics
 import subprocess
@@ -87,7 +88,7 @@ def pantau(*args: str) -> float:
     return time.monotonic() - t0
 
 
-def time_to_rate(lab: RouterLab, change: Callable[[], None], seconds: float = 12.0) -> tuple[float, float]:
+def time_to_rate(lab: RouterLab, change: Callable[[], object], seconds: float = 12.0) -> tuple[float, float]:
     """(seconds from the change to the first interval at >= 90% of NEW, Mbit/s just before the change)."""
     cmd = ["ip", "netns", "exec", lab.lan, "iperf3", "-c", lab.isp_ip, "-p", "5201", "-B", lab.agency_ip("a"),
            "-t", str(seconds), "-i", "0.2", "--forceflush"]
@@ -172,8 +173,9 @@ def main() -> None:
             classid = re.search(r"class htb (1:\w+) parent 1:1 (?:prio \d+ )?rate 15Mbit ceil 20Mbit", cls)
             if classid is None:
                 raise SystemExit(f"bw_move: dinkes's upload class not found on {ifb}:\n{cls}")
-            s, _ = time_to_rate(lab, lambda: lab.tc("class", "change", "dev", ifb, "parent", "1:1", "classid",
-                                                    classid.group(1), "htb", "rate", "25mbit", "ceil", "25mbit"))
+            by_hand = ["class", "change", "dev", ifb, "parent", "1:1", "classid", classid.group(1), "htb", "rate",
+                       "25mbit", "ceil", "25mbit"]
+            s, _ = time_to_rate(lab, functools.partial(lab.tc, *by_hand))
             res["tc class change by hand (reference)"].append(s)
             pantau("bw", "apply", *common)  # the reconciler's view again: 20 Mbit/s
 
