@@ -125,7 +125,55 @@ BREACH = Measurement(
     },
 )
 
-ALL: tuple[Measurement, ...] = (IFACE, HOST, DISK, SNMP, AGENCY, ALLOC, UPLINK, SHAPING, BREACH)
+BACKUP = Measurement(
+    "pantau_backup",
+    ("agency", "site"),
+    {
+        "verdict_code": "the NOC's verdict: 0 ok, 1 suspect, 2 incomplete, 3 late, 4 missing, 5 restore_failed, "
+                        "6 corrupt, 7 unknown (repository unreadable)",
+        "age_seconds": "age of the newest snapshot at the site, as read by the NOC",
+        "rpo_seconds": "the policy's recovery point objective (maximum age)",
+        "snapshots": "snapshots in the site's repository",
+        "dr_lag_seconds": "how far the DR site trails the Pusat Data (DR rows only)",
+        "missing_copies": "Pusat Data snapshots not yet at the DR site (DR rows only)",
+    },
+)
+
+BACKUP_CHECK = Measurement(
+    "pantau_backup_check",
+    ("agency", "site"),
+    {
+        "ok": "1 when restic check found no damage, 0 when it did",
+        "packs_read": "pack files whose data this check read",
+        "packs_total": "pack files in the repository",
+        "seconds": "how long the check took",
+    },
+)
+
+BACKUP_DRILL = Measurement(
+    "pantau_backup_drill",
+    ("agency", "site"),
+    {
+        "ok": "1 when the sample files were restored and verified, 0 when not",
+        "restore_seconds": "time to restore the sample files (measured RTO of the sample)",
+        "rto_estimate_seconds": "the whole snapshot's restore time at the sample's measured throughput",
+        "bytes": "bytes restored by the drill",
+    },
+)
+
+BACKUP_RUN = Measurement(
+    "pantau_backup_run",
+    ("agency", "reported_by"),
+    {
+        "ok": "1 when the backup run produced a snapshot, 0 when it failed (as reported by its runner)",
+        "files": "files in the snapshot",
+        "bytes": "bytes processed",
+        "seconds": "duration of the run",
+    },
+)
+
+ALL: tuple[Measurement, ...] = (IFACE, HOST, DISK, SNMP, AGENCY, ALLOC, UPLINK, SHAPING, BREACH, BACKUP,
+                                BACKUP_CHECK, BACKUP_DRILL, BACKUP_RUN)
 
 
 def _esc_tag(value: str) -> str:

@@ -94,3 +94,52 @@ class CommitError(DeviceError):
     def __init__(self, message: str, kept_previous: bool) -> None:
         self.kept_previous = kept_previous
         super().__init__(message)
+
+
+class BackupError(PantauError):
+    """A backup, copy, check or restore did not do what was asked."""
+
+    exit_code = 9
+
+
+class RepoError(BackupError):
+    """A restic repository could not be read: the verdict is *unknown*, never OK.
+
+    ``reason`` is one word for the operator's tables: unreachable, auth, missing, locked, timeout, failed.
+    """
+
+    reason = "failed"
+
+
+class RepoUnreachable(RepoError):
+    """The repository's host or storage did not answer (SSH/sftp down, path not mounted)."""
+
+    reason = "unreachable"
+
+
+class RepoAuthError(RepoError):
+    """The repository refused the password (wrong password or no key)."""
+
+    reason = "auth"
+
+
+class RepoMissing(RepoError):
+    """No repository at the location (never initialised, wrong path, deleted)."""
+
+    reason = "missing"
+
+
+class RepoLocked(RepoError):
+    """Another restic process holds a lock on the repository."""
+
+    reason = "locked"
+
+
+class RepoTimeout(RepoUnreachable):
+    """restic did not finish in time and was stopped."""
+
+    reason = "timeout"
+
+
+class BackupFailed(BackupError):
+    """A backup ran but did not produce a usable snapshot (missing source path, empty snapshot…)."""

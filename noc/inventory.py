@@ -436,6 +436,9 @@ def _policy(
 ) -> BackupPolicy | None:
     w = _label("backup_policies", i, t)
     tb = "backup_policies"
+    for k in t:
+        if k not in _POLICY_KEYS:
+            chk.add(f"{w}.{k}", f"unknown key; expected one of {', '.join(sorted(_POLICY_KEYS))}", tb, i, k)
     agency = chk.get(t, "agency", _text, w, tb, i)
     source = chk.get(t, "source", _text, w, tb, i)
     paths = chk.get(t, "paths", _str_list, w, tb, i)
@@ -446,9 +449,16 @@ def _policy(
     pw = chk.get(t, "password", secret_ref, w, tb, i)
     verify = chk.get(t, "verify_every", parse_duration, w, tb, i, default=86400.0)
     drill = chk.get(t, "drill_every", parse_duration, w, tb, i, default=7 * 86400.0)
+    dr_pw = chk.get(t, "dr_password", secret_ref, w, tb, i, default=None)
+    ssh_key = chk.get(t, "ssh_key", _text, w, tb, i, default=None)
+    known_hosts = chk.get(t, "known_hosts", _text, w, tb, i, default=None)
+    cycle = chk.get(t, "check_cycle", _small_count, w, tb, i, default=7)
+    drill_files = chk.get(t, "drill_files", _small_count, w, tb, i, default=3)
     retention = t.get("retention", {})
-    if not isinstance(retention, dict) or not all(isinstance(v, int) and v >= 0 for v in retention.values()):
-        chk.add(f"{w}.retention", "must be a table like { daily = 7, weekly = 4, monthly = 6 }", tb, i, "retention")
+    if (not isinstance(retention, dict) or not all(isinstance(v, int) and v >= 0 for v in retention.values())
+            or not set(retention) <= _RETENTION_KEYS):
+        chk.add(f"{w}.retention", "must be a table like { daily = 7, weekly = 4, monthly = 6 } "
+                "(keys: last, hourly, daily, weekly, monthly, yearly)", tb, i, "retention")
         retention = {}
     if agency is not None and agency not in agency_ids:
         chk.add(f"{w}.agency", f"agency {agency!r} is not defined in [[agencies]]", tb, i, "agency")
@@ -462,7 +472,20 @@ def _policy(
         return None
     assert agency and source and paths and schedule and rpo and pd and dr and pw
     return BackupPolicy(agency, source, paths, schedule, rpo, pd, dr, pw, dict(retention),
-                        verify or 86400.0, drill or 7 * 86400.0)
+                        verify or 86400.0, drill or 7 * 86400.0, dr_pw, ssh_key, known_hosts, cycle or 7,
+                        drill_files or 3)
+
+
+_POLICY_KEYS = {"agency", "source", "paths", "schedule", "rpo", "pusat_data_repo", "dr_repo", "password",
+                "dr_password", "retention", "verify_every", "drill_every", "ssh_key", "known_hosts", "check_cycle",
+                "drill_files"}
+_RETENTION_KEYS = {"last", "hourly", "daily", "weekly", "monthly", "yearly"}
+
+
+def _small_count(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 1000:
+        raise ValueError(f"{v!r} must be a whole number from 1 to 1000")
+    return v
 
 
 def load_inventory(path: Path) -> Inventory:

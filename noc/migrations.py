@@ -83,4 +83,34 @@ MIGRATIONS: list[str] = [
         device TEXT, summary TEXT NOT NULL, opened_at REAL NOT NULL, resolved_at REAL, detail TEXT);
     CREATE UNIQUE INDEX incidents_open_key ON incidents (key) WHERE resolved_at IS NULL;
     """,
+    # 4: backups — runs (as reported), the NOC's own verdicts with history, checks, drills, copies
+    """
+    CREATE TABLE backup_runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, agency TEXT NOT NULL, site TEXT NOT NULL, at REAL NOT NULL,
+        ok INTEGER NOT NULL, snapshot_id TEXT, files INTEGER, bytes INTEGER, added INTEGER, duration_s REAL,
+        warnings TEXT NOT NULL DEFAULT '[]', error TEXT, reported_by TEXT NOT NULL);
+    CREATE INDEX backup_runs_agency ON backup_runs (agency, at);
+    CREATE TABLE backup_verdicts (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, agency TEXT NOT NULL, site TEXT NOT NULL, at REAL NOT NULL,
+        verdict TEXT NOT NULL, latest_id TEXT, latest_at REAL, age_s REAL, snapshots INTEGER NOT NULL,
+        lag_s REAL, missing TEXT NOT NULL DEFAULT '[]', findings TEXT NOT NULL DEFAULT '[]');
+    CREATE INDEX backup_verdicts_site ON backup_verdicts (agency, site, at);
+    CREATE TABLE backup_checks (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, agency TEXT NOT NULL, site TEXT NOT NULL, repo TEXT NOT NULL,
+        at REAL NOT NULL, subset TEXT, ok INTEGER NOT NULL, packs_read INTEGER, packs_total INTEGER,
+        errors TEXT NOT NULL DEFAULT '[]', duration_s REAL);
+    CREATE INDEX backup_checks_site ON backup_checks (agency, site, at);
+    CREATE TABLE backup_drills (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, agency TEXT NOT NULL, site TEXT NOT NULL, at REAL NOT NULL,
+        snapshot_id TEXT, ok INTEGER NOT NULL, files INTEGER, bytes INTEGER, restore_s REAL,
+        rto_estimate_s REAL, detail TEXT NOT NULL DEFAULT '');
+    CREATE INDEX backup_drills_site ON backup_drills (agency, site, at);
+    CREATE TABLE backup_copies (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, agency TEXT NOT NULL, at REAL NOT NULL, copied INTEGER,
+        ok INTEGER NOT NULL, error TEXT, duration_s REAL);
+    -- restore size of each snapshot, read once per repository (snapshots never change)
+    CREATE TABLE backup_sizes (
+        repo TEXT NOT NULL, snapshot_id TEXT NOT NULL, bytes INTEGER NOT NULL, files INTEGER NOT NULL,
+        PRIMARY KEY (repo, snapshot_id)) WITHOUT ROWID;
+    """,
 ]

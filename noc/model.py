@@ -6,8 +6,13 @@ backup modules consume them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
+
+from backup.policy import BackupPolicy
+from core.secrets import SecretRef
+
+__all__ = ["BackupPolicy", "SecretRef"]  # re-exported: the domain model in one place
 
 
 class DeviceKind(Enum):
@@ -20,17 +25,6 @@ class Vendor(Enum):
     LINUX = "linux"
     MIKROTIK = "mikrotik"
     CISCO_IOS = "cisco_ios"
-
-
-@dataclass(frozen=True)
-class SecretRef:
-    """A credential named, never written inline: ``env:VAR`` or ``secret:NAME`` (secrets file)."""
-
-    kind: str  # "env" | "secret"
-    name: str
-
-    def __str__(self) -> str:
-        return f"{self.kind}:{self.name}"
 
 
 @dataclass(frozen=True)
@@ -143,21 +137,6 @@ class Allocation:
     ceiling_up: int
     floor_down: int = 0  # the guaranteed rate may never be set below the floor
     floor_up: int = 0
-
-
-@dataclass(frozen=True)
-class BackupPolicy:
-    agency: str
-    source: str
-    paths: tuple[str, ...]
-    schedule: str
-    rpo_s: float
-    pusat_data_repo: str
-    dr_repo: str
-    password: SecretRef
-    retention: dict[str, int] = field(default_factory=dict)
-    verify_every_s: float = 86400.0
-    drill_every_s: float = 7 * 86400.0
 
 
 @dataclass(frozen=True)
