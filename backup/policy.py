@@ -33,6 +33,7 @@ class BackupPolicy:
     known_hosts: str | None = None  # known_hosts file for sftp: repositories
     check_cycle: int = 7  # every pack is read once per this many integrity checks
     drill_files: int = 3  # sample files restored per drill
+    dr_within_s: float | None = None  # a Pusat Data snapshot must reach DR within this (default: the RPO)
 
     def repo(self, site: str) -> str:
         return self.pusat_data_repo if site == "pusat_data" else self.dr_repo

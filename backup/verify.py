@@ -11,6 +11,7 @@ far smaller than the usual ones (*suspect*). A check or drill overdue is a warni
 from __future__ import annotations
 
 import statistics
+import time
 from dataclasses import dataclass, field
 
 from backup.policy import SITE_NAMES, BackupPolicy
@@ -77,8 +78,7 @@ SMALL_RATIO = 0.5  # a snapshot under half the usual size (or file count) is sus
 MIN_HISTORY = 3  # snapshots needed before "usual" means anything
 
 
-def judge(policy: BackupPolicy, facts: SiteFacts, now: float, pusat_data: SiteFacts | None = None,
-          dr_grace_s: float | None = None) -> SiteVerdict:
+def judge(policy: BackupPolicy, facts: SiteFacts, now: float, pusat_data: SiteFacts | None = None) -> SiteVerdict:
     """The verdict for one site. For the DR site pass the Pusat Data's facts to judge parity."""
     where = f"{policy.agency} at the {SITE_NAMES[facts.site]}"
     if facts.error is not None:
@@ -103,7 +103,8 @@ def judge(policy: BackupPolicy, facts: SiteFacts, now: float, pusat_data: SiteFa
     missing: tuple[str, ...] = ()
     lag = None
     if facts.site == "dr" and pusat_data is not None and pusat_data.error is None:
-        missing, lag = parity(pusat_data.snapshots, snaps, now, policy.rpo_s if dr_grace_s is None else dr_grace_s)
+        missing, lag = parity(pusat_data.snapshots, snaps, now, policy.dr_within_s or policy.rpo_s,
+                               policy.retention)
         if missing:
             findings.append(Finding("incomplete", f"{where}: {len(missing)} Pusat Data snapshot(s) not copied to the "
                                                   f"DR site ({', '.join(missing[:5])}); DR trails by "
@@ -122,11 +123,36 @@ def judge(policy: BackupPolicy, facts: SiteFacts, now: float, pusat_data: SiteFa
     return SiteVerdict(policy.agency, facts.site, verdict, tuple(findings), latest, age, len(snaps), missing, lag)
 
 
-def parity(pd: tuple[Snapshot, ...], dr: tuple[Snapshot, ...], now: float, grace_s: float
-           ) -> tuple[tuple[str, ...], float]:
-    """(Pusat Data snapshots older than ``grace_s`` with no copy at DR, seconds DR trails the Pusat Data)."""
+_BUCKETS = {"hourly": "%Y%m%d%H", "daily": "%Y%m%d", "weekly": "%G%V", "monthly": "%Y%m", "yearly": "%Y"}
+
+
+def kept(snaps: tuple[Snapshot, ...], keep: dict[str, int]) -> set[str]:
+    """Ids that ``restic forget`` with ``keep`` leaves in place (its bucket rules, local time); all without rules."""
+    if not keep:
+        return {s.id for s in snaps}
+    newest_first = sorted(snaps, key=lambda s: s.time, reverse=True)
+    out = {s.id for s in newest_first[:keep.get("last", 0)]}
+    for bucket, fmt in _BUCKETS.items():
+        n, last = keep.get(bucket, 0), None
+        for s in newest_first:
+            if n <= 0:
+                break
+            value = time.strftime(fmt, time.localtime(s.time))
+            if value != last:
+                out.add(s.id)
+                last, n = value, n - 1
+    return out
+
+
+def parity(pd: tuple[Snapshot, ...], dr: tuple[Snapshot, ...], now: float, grace_s: float,
+           keep: dict[str, int] | None = None) -> tuple[tuple[str, ...], float]:
+    """(Pusat Data snapshots older than ``grace_s`` with no copy at DR, seconds DR trails the Pusat Data).
+
+    Only snapshots the retention policy keeps are expected at DR: the DR site applies the same
+    ``forget`` rules after each copy, so a snapshot the rules drop may rightly be gone there."""
     at_dr = {s.origin for s in dr}
-    missing = tuple(s.short_id for s in pd if s.origin not in at_dr and now - s.time > grace_s)
+    expected = kept(pd, keep or {})
+    missing = tuple(s.short_id for s in pd if s.origin not in at_dr and now - s.time > grace_s and s.id in expected)
     newest_pd = max((s.time for s in pd), default=None)
     newest_copied = max((s.time for s in pd if s.origin in at_dr), default=None)
     if newest_pd is None:

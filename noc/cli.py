@@ -102,6 +102,17 @@ class _LazyBw(_Lazy):
         name: f"bw_{name}" for name in ("show", "set", "move", "plan", "apply", "history", "analyze")}
 
 
+class _LazyBackup(_Lazy):
+    module = "noc.backup_cli"
+    commands_map: ClassVar[dict[str, str]] = {
+        name: f"backup_{name}" for name in ("status", "run", "replicate", "verify", "drill")}
+
+
+@main.group("backup", cls=_LazyBackup)
+def backup_group() -> None:
+    """Run, replicate and verify every agency's restic backups at the Pusat Data and the DR site."""
+
+
 @main.group("snmp", cls=_LazySnmp)
 def snmp_group() -> None:
     """Ask routers and switches over SNMP."""

@@ -454,6 +454,7 @@ def _policy(
     known_hosts = chk.get(t, "known_hosts", _text, w, tb, i, default=None)
     cycle = chk.get(t, "check_cycle", _small_count, w, tb, i, default=7)
     drill_files = chk.get(t, "drill_files", _small_count, w, tb, i, default=3)
+    dr_within = chk.get(t, "dr_within", parse_duration, w, tb, i, default=None)
     retention = t.get("retention", {})
     if (not isinstance(retention, dict) or not all(isinstance(v, int) and v >= 0 for v in retention.values())
             or not set(retention) <= _RETENTION_KEYS):
@@ -473,12 +474,12 @@ def _policy(
     assert agency and source and paths and schedule and rpo and pd and dr and pw
     return BackupPolicy(agency, source, paths, schedule, rpo, pd, dr, pw, dict(retention),
                         verify or 86400.0, drill or 7 * 86400.0, dr_pw, ssh_key, known_hosts, cycle or 7,
-                        drill_files or 3)
+                        drill_files or 3, dr_within)
 
 
 _POLICY_KEYS = {"agency", "source", "paths", "schedule", "rpo", "pusat_data_repo", "dr_repo", "password",
                 "dr_password", "retention", "verify_every", "drill_every", "ssh_key", "known_hosts", "check_cycle",
-                "drill_files"}
+                "drill_files", "dr_within"}
 _RETENTION_KEYS = {"last", "hourly", "daily", "weekly", "monthly", "yearly"}
 
 

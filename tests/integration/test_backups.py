@@ -1,0 +1,212 @@
+"""Backups verified by the NOC against real restic repositories (local paths on this host).
+
+Runs through the `pantau backup` CLI as an operator would: a good city verifies OK at both sites
+with a check and a drill; a missing source path or an empty source is a failed run; a missed
+schedule is *late* once the RPO passes; a snapshot not copied to DR is *incomplete*; a flipped byte
+in a pack is found within one check cycle; a wrong password, a missing repository and a locked
+one read as *unknown*, never OK.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from backup.restic import Restic
+from tests.backups import PASSWORDS, BackupCity, backup_city
+from tests.conftest import pantau
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def city(tmp_path: Path) -> Iterator[BackupCity]:
+    with backup_city(tmp_path) as c:
+        yield c
+
+
+def _args(city: BackupCity) -> list[str]:
+    return ["--inventory", str(city.inventory), "--db", str(city.db)]
+
+
+def _status(city: BackupCity) -> dict[tuple[str, str], dict]:
+    rows = json.loads(pantau("backup", "status", *_args(city), "--json").stdout)
+    return {(r["agency"], r["site"]): r for r in rows}
+
+
+def _verify(city: BackupCity, *extra: str) -> tuple[int, dict[tuple[str, str], dict]]:
+    out = pantau("backup", "verify", *_args(city), "--workdir", str(city.root / "drills"), "--json", *extra,
+                 check=False)
+    assert out.returncode in (0, 10), out.stderr
+    return out.returncode, {(r["agency"], r["site"]): r for r in json.loads(out.stdout)}
+
+
+def _open_incidents(city: BackupCity) -> list[str]:
+    with sqlite3.connect(city.db) as c:
+        return sorted(k for (k,) in c.execute("SELECT key FROM incidents WHERE resolved_at IS NULL"))
+
+
+def _backup_all(city: BackupCity) -> None:
+    for agency in ("dinkes", "disdik"):
+        out = pantau("backup", "run", agency, *_args(city), "--operator", "budi")
+        assert "saved to" in out.stdout
+    out = pantau("backup", "replicate", *_args(city), "--operator", "budi")
+    assert "dinkes: 1 snapshot(s) copied to the DR site" in out.stdout
+
+
+def test_good_city_verifies_ok_at_both_sites_with_check_and_drill(city: BackupCity) -> None:
+    _backup_all(city)
+    rc, rows = _verify(city, "--check", "--drill")
+    assert rc == 0, rows
+    for (agency, site), r in rows.items():
+        assert r["verdict"] == "ok", (agency, site, r["findings"])
+        assert r["check"]["ok"] and r["check"]["subset"] == "1/7"
+        assert r["drill"]["ok"] and r["drill"]["restore_s"] > 0, r["drill"]
+        assert "3 file(s)" in r["drill"]["detail"] and r["drill"]["rto_estimate_s"] > 0
+        assert r["age_s"] < 120 and r["snapshots"] == 1
+    assert rows[("dinkes", "dr")]["dr_lag_s"] == 0 and rows[("dinkes", "dr")]["missing_copies"] == []
+    assert _open_incidents(city) == []
+    # the drills' restores are cleaned up; the human table names every agency and site
+    assert not any((city.root / "drills").rglob("*.dat"))
+    table = pantau("backup", "status", *_args(city)).stdout
+    assert "dinkes  Pusat Data" in table and "disdik  DR site" in table
+    audit = pantau("audit", "list", "--db", str(city.db)).stdout
+    assert "backup.run" in audit and "backup.replicate" in audit
+
+
+def test_missing_source_path_or_empty_source_is_a_failed_run(city: BackupCity, tmp_path: Path) -> None:
+    text = city.inventory.read_text().replace(f'paths = ["{city.source("dinkes")}"]',
+                                              f'paths = ["{city.source("dinkes")}", "/srv/not-mounted"]')
+    city.inventory.write_text(text)
+    out = pantau("backup", "run", "dinkes", *_args(city), check=False)
+    assert out.returncode == 9
+    assert "source path(s) missing on srv-a: /srv/not-mounted" in out.stderr
+    assert Restic().snapshots(city.restic_repo("dinkes", "pusat_data")) == []  # nothing half-saved
+
+    for f in city.source("disdik").rglob("*"):
+        if f.is_file():
+            f.unlink()
+    out = pantau("backup", "run", "disdik", *_args(city), "--json", check=False)
+    assert out.returncode == 9 and "holds no files" in out.stderr
+    assert json.loads(out.stdout)["ok"] is False
+    with sqlite3.connect(city.db) as c:
+        runs = c.execute("SELECT agency, ok, error FROM backup_runs ORDER BY id").fetchall()
+    assert [(a, ok) for a, ok, _ in runs] == [("dinkes", 0), ("disdik", 0)]
+
+
+def test_missed_schedule_is_late_once_the_rpo_passes_and_resolves_with_a_fresh_backup(city: BackupCity) -> None:
+    restic = Restic()
+    two_days_ago = time.time() - 2 * 86400
+    restic.backup(city.restic_repo("dinkes", "pusat_data"), [str(city.source("dinkes"))], host="srv-a",
+                  at=two_days_ago)  # the last backup that ran, two days ago; then the schedule stopped
+    pantau("backup", "replicate", "dinkes", *_args(city))
+    _backup_all_but(city, "dinkes")
+    rc, rows = _verify(city, "--no-check", "--no-drill")
+    assert rc == 10
+    pd = rows[("dinkes", "pusat_data")]
+    assert pd["verdict"] == "late"
+    assert any("old, past the RPO of 1d" in f["message"] for f in pd["findings"]), pd["findings"]
+    assert rows[("dinkes", "dr")]["verdict"] == "late"  # the DR copy is as old
+    assert rows[("disdik", "pusat_data")]["verdict"] == "ok"
+    assert "backup:dinkes:pusat_data:late" in _open_incidents(city)
+
+    pantau("backup", "run", "dinkes", *_args(city))
+    pantau("backup", "replicate", "dinkes", *_args(city))
+    rc, rows = _verify(city, "--no-check", "--no-drill")
+    assert rows[("dinkes", "pusat_data")]["verdict"] == "ok" and rows[("dinkes", "dr")]["verdict"] == "ok"
+    assert not any(k.startswith("backup:dinkes") for k in _open_incidents(city))
+
+
+def _backup_all_but(city: BackupCity, skip: str) -> None:
+    for agency in ("dinkes", "disdik"):
+        if agency != skip:
+            pantau("backup", "run", agency, *_args(city))
+            pantau("backup", "replicate", agency, *_args(city))
+
+
+def test_snapshot_missing_at_dr_is_flagged_with_the_lag(tmp_path: Path) -> None:
+    with backup_city(tmp_path, dinkes_extra='dr_within = "1h"\n') as city:
+        restic, src = Restic(), [str(city.source("dinkes"))]
+        restic.backup(city.restic_repo("dinkes", "pusat_data"), src, host="srv-a", at=time.time() - 5 * 3600)
+        pantau("backup", "replicate", "dinkes", *_args(city))
+        # the next backup, three hours ago, never reached DR (the copy job did not run)
+        restic.backup(city.restic_repo("dinkes", "pusat_data"), src, host="srv-a", at=time.time() - 3 * 3600)
+        _, rows = _verify(city, "--no-check", "--no-drill")
+        dr = rows[("dinkes", "dr")]
+        assert dr["verdict"] == "incomplete", dr
+        assert len(dr["missing_copies"]) == 1
+        assert any("not copied to the DR site" in f["message"] for f in dr["findings"])
+        assert rows[("dinkes", "pusat_data")]["verdict"] == "ok"
+        assert "backup:dinkes:dr:incomplete" in _open_incidents(city)
+        pantau("backup", "replicate", "dinkes", *_args(city))
+        _, rows = _verify(city, "--no-check", "--no-drill")
+        assert rows[("dinkes", "dr")]["verdict"] == "ok" and rows[("dinkes", "dr")]["missing_copies"] == []
+        assert "backup:dinkes:dr:incomplete" not in _open_incidents(city)
+
+
+def test_a_flipped_byte_in_a_pack_is_found_within_one_check_cycle(tmp_path: Path) -> None:
+    with backup_city(tmp_path, dinkes_extra="check_cycle = 3\n") as city:
+        for _ in range(3):  # several snapshots, several packs
+            (city.source("dinkes") / "data" / f"new{time.monotonic_ns()}.dat").write_bytes(
+                __import__("os").urandom(300_000))
+            pantau("backup", "run", "dinkes", *_args(city))
+        pantau("backup", "replicate", "dinkes", *_args(city))
+        packs = sorted((city.repo("dinkes", "pusat_data") / "data").rglob("*"))
+        packs = [p for p in packs if p.is_file()]
+        assert len(packs) >= 2
+        victim = max(packs, key=lambda p: p.stat().st_size)
+        data = bytearray(victim.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        victim.chmod(0o600)
+        victim.write_bytes(bytes(data))
+
+        found_in = None
+        for i in range(3):  # one cycle of check_cycle = 3 checks reads every pack once
+            _, rows = _verify(city, "--check", "--no-drill")
+            pd = rows[("dinkes", "pusat_data")]
+            assert pd["check"]["subset"] == f"{i + 1}/3"
+            if pd["verdict"] == "corrupt":
+                found_in = i + 1
+                break
+        assert found_in is not None, "the damaged pack was not read within one cycle"
+        assert any("found damage" in f["message"] for f in pd["findings"])
+        assert rows[("dinkes", "dr")]["verdict"] == "ok"  # the DR copy is intact
+        assert "backup:dinkes:pusat_data:corrupt" in _open_incidents(city)
+
+
+def test_wrong_password_missing_repo_and_lock_read_unknown_never_ok(tmp_path: Path) -> None:
+    with backup_city(tmp_path) as city:
+        _backup_all(city)
+        secrets = city.root / "secrets.toml"
+        secrets.write_text(secrets.read_text().replace(PASSWORDS["pw-dinkes-dr"], "salah"))
+        moved = city.repo("disdik", "dr").rename(city.root / "disdik-dr-gone")
+        rc, rows = _verify(city, "--no-check", "--no-drill")
+        assert rc == 10
+        dr = rows[("dinkes", "dr")]
+        assert dr["verdict"] == "unknown" and "refused the password" in dr["findings"][0]["message"]
+        assert "(auth)" in dr["findings"][0]["message"]
+        dd = rows[("disdik", "dr")]
+        assert dd["verdict"] == "unknown" and "no restic repository at" in dd["findings"][0]["message"]
+        assert PASSWORDS["pw-dinkes"] not in json.dumps(list(rows.values()))
+        moved.rename(city.repo("disdik", "dr"))
+
+        # another restic process holds the Pusat Data repository: the check cannot run → unknown
+        holder = subprocess.Popen(["restic", "-r", str(city.repo("disdik", "pusat_data")), "backup", "--stdin",
+                                   "--stdin-filename", "held"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, env={"RESTIC_PASSWORD": PASSWORDS["pw-disdik"],
+                                                                  "PATH": "/usr/bin:/bin"})
+        try:
+            time.sleep(2)
+            _, rows = _verify(city, "--check", "--no-drill")
+            pd = rows[("disdik", "pusat_data")]
+            assert pd["verdict"] == "unknown" and "locked by another restic process" in pd["findings"][0]["message"]
+        finally:
+            assert holder.stdin is not None
+            holder.stdin.close()
+            holder.wait(timeout=30)
