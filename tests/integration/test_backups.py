@@ -210,3 +210,39 @@ def test_wrong_password_missing_repo_and_lock_read_unknown_never_ok(tmp_path: Pa
             assert holder.stdin is not None
             holder.stdin.close()
             holder.wait(timeout=30)
+
+
+def test_dr_over_sftp_replicates_checks_drills_and_reads_unknown_when_the_host_is_down(tmp_path: Path) -> None:
+    from tests.backups import sftp_host
+
+    with sftp_host(tmp_path, 190) as host:
+        location = f"sftp:root@{host.address}:{tmp_path}/sftp-dr/dinkes"
+        access = f'ssh_key = "{host.key_file}"\nknown_hosts = "{host.known_hosts}"\n'
+        with backup_city(tmp_path / "city", dr_dinkes=location, dinkes_extra=access) as city:
+            from backup.restic import Repo
+
+            Restic().init(Repo(location, PASSWORDS["pw-dinkes-dr"], str(host.key_file), str(host.known_hosts)))
+            pantau("backup", "run", "dinkes", *_args(city))
+            out = pantau("backup", "replicate", "dinkes", *_args(city))
+            assert "1 snapshot(s) copied to the DR site" in out.stdout
+            assert (tmp_path / "sftp-dr" / "dinkes" / "config").exists()  # written through sshd's sftp
+
+            rc, rows = _verify(city, "dinkes", "--check", "--drill")
+            assert rc == 0, rows
+            dr = rows[("dinkes", "dr")]
+            assert dr["verdict"] == "ok" and dr["check"]["ok"] and dr["drill"]["ok"], dr
+            assert dr["repo"] == location
+
+            drill = pantau("backup", "drill", "dinkes", *_args(city), "--workdir", str(city.root / "drills"))
+            assert "dinkes at the DR site: ok — 3 file(s)" in drill.stdout and "RTO" not in drill.stderr
+
+            host.stop()
+            rc, rows = _verify(city, "dinkes", "--no-check", "--no-drill")
+            assert rc == 10
+            dr = rows[("dinkes", "dr")]
+            assert dr["verdict"] == "unknown" and "is unreachable" in dr["findings"][0]["message"], dr
+            assert rows[("dinkes", "pusat_data")]["verdict"] == "ok"
+            assert "backup:dinkes:dr:unknown" in _open_incidents(city)
+            host.start()
+            rc, rows = _verify(city, "dinkes", "--no-check", "--no-drill")
+            assert rc == 0 and "backup:dinkes:dr:unknown" not in _open_incidents(city)
