@@ -147,10 +147,13 @@ def noc_group() -> None:
               help="how often the shaping routers are checked against the division (also after every change)")
 @click.option("--watch-every", default="1m", show_default=True,
               help="how often measured usage is checked against the ceilings (a breach needs 3 checks in a row)")
+@click.option("--backup-every", default="15m", show_default=True,
+              help="how often the DR copy runs and both sites of every backup policy are verified (0: never)")
 @click.option("--log-level", default="INFO", show_default=True)
 def noc_serve(inventory: Path | None, db: Path, listen: str, port: int, tsdb_url: str | None, tsdb_bucket: str,
               tsdb_org: str, tsdb_token_env: str, tls_cert: Path | None, tls_key: Path | None,
-              rate_per_agent: float, reconcile_every: str, watch_every: str, log_level: str) -> None:
+              rate_per_agent: float, reconcile_every: str, watch_every: str, backup_every: str,
+              log_level: str) -> None:
     """Run the collector: ingest API, state, TSDB writer."""
     import asyncio
 
@@ -167,14 +170,15 @@ def noc_serve(inventory: Path | None, db: Path, listen: str, port: int, tsdb_url
     from core.units import parse_duration
 
     every: dict[str, float] = {}
-    for hint, value in (("--reconcile-every", reconcile_every), ("--watch-every", watch_every)):
+    for hint, value in (("--reconcile-every", reconcile_every), ("--watch-every", watch_every),
+                        ("--backup-every", backup_every)):
         try:
             every[hint] = parse_duration(value)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint=hint) from None
     cfg = ServiceConfig(inventory, db, listen, port, tsdb, tls_cert, tls_key, rate_per_agent,
                         burst_per_agent=max(20.0, rate_per_agent * 4), reconcile_every_s=every["--reconcile-every"],
-                        watch_every_s=every["--watch-every"])
+                        watch_every_s=every["--watch-every"], backup_every_s=every["--backup-every"])
     asyncio.run(serve(cfg))
 
 

@@ -22,7 +22,8 @@ from collectors import metrics
 from collectors.ingest import IngestApp, openapi_document
 from collectors.snmp.poller import DevicePoll, SnmpScheduler
 from collectors.tsdb import InfluxWriter, OutboxDrainer, TsdbConfig
-from core.errors import ConfigError
+from core.errors import ConfigError, PantauError
+from noc.backups import BackupService
 from noc.bandwidth.ledger import Ledger
 from noc.bandwidth.reconcile import reconcile, record, shaping_routers
 from noc.bandwidth.watchdog import Watchdog
@@ -52,6 +53,7 @@ class ServiceConfig:
     snmp_concurrency: int = 64
     reconcile_every_s: float = 300.0  # also at once after any bandwidth change
     watch_every_s: float = 60.0  # usage watchdog cadence
+    backup_every_s: float = 900.0  # DR copy + backup verification pass (0: off); checks/drills when due
 
 
 def tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
@@ -105,6 +107,8 @@ async def serve(cfg: ServiceConfig, *, ready: asyncio.Event | None = None, stop:
         log.info("no time-series store configured (--tsdb-url): metrics wait in the NOC outbox")
     tasks.append(asyncio.create_task(_housekeeping(cfg, inv, stop)))
     tasks.append(asyncio.create_task(_bandwidth(cfg, inv, stop)))
+    if inv.backup_policies and cfg.backup_every_s > 0:
+        tasks.append(asyncio.create_task(_backups(cfg, inv, stop)))
     poller = _snmp_poller(cfg, inv)
     if poller is not None:
         tasks.append(asyncio.create_task(poller.run(stop)))
@@ -208,6 +212,37 @@ async def _bandwidth(cfg: ServiceConfig, inv: Inventory, stop: asyncio.Event) ->
                 await asyncio.wait_for(stop.wait(), timeout=min(2.0, cfg.watch_every_s))
     finally:
         store.close()
+
+
+async def _backups(cfg: ServiceConfig, inv: Inventory, stop: asyncio.Event) -> None:
+    """Every ``backup_every_s``: copy what the DR site lacks, then verify both sites of every policy."""
+    store = StateStore(cfg.db)
+    svc = BackupService(store, inv, Secrets(secrets_path(cfg.inventory, inv)), workdir=cfg.db.parent / "backup-drills")
+    try:
+        while not stop.is_set():
+            await asyncio.to_thread(_backup_pass, svc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=cfg.backup_every_s)
+    finally:
+        store.close()
+
+
+def _backup_pass(svc: BackupService) -> None:
+    t0 = time.monotonic()
+    pols = svc.policies()
+    for p in pols:
+        copied, _ = svc.replicate(p)  # a failed copy is logged and recorded; parity flags it
+        if copied:
+            log.info("%s: %d snapshot(s) copied to the DR site", p.agency, copied)
+    try:
+        verdicts = svc.verify(pols)
+    except PantauError as exc:
+        log.error("backup verification could not run: %s", exc)
+        return
+    bad = [v for v in verdicts if v.verdict != "ok"]
+    for v in bad:
+        log.warning("backup %s at %s: %s", v.agency, v.site, "; ".join(f.message for f in v.findings[:2]))
+    log.info("backups verified: %d site(s), %d not ok, in %.1f s", len(verdicts), len(bad), time.monotonic() - t0)
 
 
 def _last_bw_change(store: StateStore) -> int:

@@ -246,3 +246,27 @@ def test_dr_over_sftp_replicates_checks_drills_and_reads_unknown_when_the_host_i
             host.start()
             rc, rows = _verify(city, "dinkes", "--no-check", "--no-drill")
             assert rc == 0 and "backup:dinkes:dr:unknown" not in _open_incidents(city)
+
+
+@pytest.mark.e2e
+def test_the_noc_service_copies_to_dr_and_verifies_by_itself(city: BackupCity) -> None:
+    from noc import procs
+    from tests.conftest import wait_for
+
+    pantau("backup", "run", "dinkes", *_args(city))  # disdik's backup never ran
+    log = city.root / "noc.log"
+    noc = procs.start_noc(city.inventory, city.db, procs.free_port(), log, extra=["--backup-every", "2s"])
+    try:
+        wait_for(lambda: "backups verified: 4 site(s), 2 not ok" in log.read_text(), 60, "the NOC's backup pass")
+    finally:
+        procs.stop(noc)
+    text = log.read_text()
+    assert "dinkes: 1 snapshot(s) copied to the DR site" in text
+    rows = _status(city)
+    assert rows[("dinkes", "pusat_data")]["verdict"] == "ok" and rows[("dinkes", "dr")]["verdict"] == "ok"
+    assert rows[("dinkes", "dr")]["drill"]["ok"] and rows[("dinkes", "pusat_data")]["check"]["ok"]
+    assert rows[("disdik", "pusat_data")]["verdict"] == "missing"
+    assert {"backup:disdik:pusat_data:missing", "backup:disdik:dr:missing"} <= set(_open_incidents(city))
+    with sqlite3.connect(city.db) as c:
+        lines = [ln for (ln,) in c.execute("SELECT line FROM outbox")]
+    assert any(ln.startswith("pantau_backup,agency=dinkes,site=dr ") and "verdict_code=0i" in ln for ln in lines)
