@@ -155,6 +155,7 @@ def parse_backup_output(stdout: str, stderr: str) -> BackupSummary:
 
 
 _CHECK_GROUP = re.compile(r"read group #\d+ of (\d+) data packs \(out of total (\d+) packs")
+_LONG_ID = re.compile(r"\b([0-9a-f]{12})[0-9a-f]{52}\b")  # pack/blob ids: 12 hex digits are enough to read
 _CHECK_ERROR = re.compile(r"(Pack ID does not match|error|Error|invalid|missing|unreferenced pack|damaged)")
 
 
@@ -164,7 +165,7 @@ def parse_check(stdout: str, stderr: str, ok: bool, subset: str | None, duration
     m = _CHECK_GROUP.search(text)
     if m:
         read, total = int(m.group(1)), int(m.group(2))
-    errors = tuple(ln.strip() for ln in text.splitlines()
+    errors = tuple(_LONG_ID.sub(r"\1…", ln.strip()) for ln in text.splitlines()
                    if _CHECK_ERROR.search(ln) and "no errors were found" not in ln and not ln.startswith("["))
     return CheckResult(ok and not errors, subset, read, total, errors, duration)
 

@@ -241,7 +241,7 @@ class BackupService:
     # -- reading for the CLI ---------------------------------------------------------------------
     def status(self, agency: str | None = None) -> list[dict[str, Any]]:
         """The latest verdict per policy and site, with the last check, drill, copy and reported run."""
-        rows = []
+        rows, now = [], self.clock()
         for p in self.policies(agency):
             for site in SITES:
                 v = self.store.conn.execute(
@@ -258,7 +258,7 @@ class BackupService:
                     "agency": p.agency, "site": site, "repo": p.repo(site), "rpo_s": p.rpo_s,
                     "verified_at": v[0] if v else None, "verdict": v[1] if v else "not verified yet",
                     "latest": v[2] if v else None, "latest_at": v[3] if v else None,
-                    "age_s": v[4] if v else None, "snapshots": v[5] if v else None,
+                    "age_s": max(0.0, now - v[3]) if v and v[3] is not None else None, "snapshots": v[5] if v else None,
                     "dr_lag_s": v[6] if v else None, "missing_copies": json.loads(v[7]) if v else [],
                     "findings": [{"kind": k, "message": m} for k, m in json.loads(v[8])] if v else [],
                     "check": {"at": ck[0], "ok": bool(ck[1]), "subset": ck[2], "packs_read": ck[3],

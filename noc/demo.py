@@ -23,9 +23,12 @@ import click
 
 from core.units import format_rate
 from noc import procs
+from noc.backup_cli import status_table as backup_status_table
+from noc.backups import BackupService
 from noc.bandwidth.ledger import Ledger
 from noc.bw_cli import router_table, show_rows, show_table
-from noc.inventory import load_inventory
+from noc.demo_backups import demo_backup_secrets, prepare
+from noc.inventory import Secrets, load_inventory, secrets_path
 from noc.lab import can_build_labs, router_lab
 from noc.model import Inventory
 from noc.state import StateStore
@@ -74,7 +77,7 @@ def _write_demo_secrets(path: Path) -> None:
     with os.fdopen(fd, "w") as fh:
         fh.write(f'core-rtr-snmp-auth = "{secrets.token_hex(12)}"\n'
                  f'core-rtr-snmp-priv = "{secrets.token_hex(12)}"\n'
-                 f'disdik-sw1-community = "{secrets.token_hex(8)}"\n')
+                 f'disdik-sw1-community = "{secrets.token_hex(8)}"\n' + demo_backup_secrets())
 
 
 def _start_demo_snmpd(state: Path, port: int, logs: Path) -> subprocess.Popen[bytes]:
@@ -118,13 +121,20 @@ def run_demo(opt: DemoOptions) -> None:
             click.echo(f"built the edge router edge-rtr (Linux, sshd + tc) in network namespace {lab.rtr}")
         else:
             click.echo(f"no shaping router in this demo: {why_not}")
-        inv_path.write_text(text)
         _write_demo_secrets(state / "secrets.toml")
+        if shutil.which("restic"):
+            click.echo("building the demo's restic repositories (Pusat Data and DR site) with good, late and "
+                       "broken backups …")
+            text += prepare(state, tomllib.loads((state / "secrets.toml").read_text()))
+        else:
+            click.echo("no backups in this demo: restic is not installed (scripts/setup installs it)")
+        inv_path.write_text(text)
     inv = load_inventory(inv_path)
     db = state / "noc.sqlite"
     store = StateStore(db)
     store.sync_inventory(inv)
     Ledger(store, inv).seed()
+    backups = BackupService(store, inv, Secrets(secrets_path(inv_path, inv)))
     children: list[subprocess.Popen[bytes]] = []
     vm = None
     reallocated = opt.inventory is not None  # only the embedded demo city reallocates by itself
@@ -142,7 +152,7 @@ def run_demo(opt: DemoOptions) -> None:
             click.echo(f"starting snmpd on 127.0.0.1:{snmp_port} as the demo's core router (SNMPv3 authPriv)")
         click.echo(f"starting the NOC collector on 127.0.0.1:{opt.port} (state {db}, log {logs / 'noc.log'})")
         children.append(procs.start_noc(inv_path, db, opt.port, logs / "noc.log", tsdb_url=tsdb_url,
-                                        extra=["--reconcile-every", "30s"]))
+                                        extra=["--reconcile-every", "30s", "--backup-every", "60s"]))
         noc_url = f"http://127.0.0.1:{opt.port}"
         agents = [d for d in inv.devices if d.agent]
         for d in agents:
@@ -176,6 +186,9 @@ def run_demo(opt: DemoOptions) -> None:
                 if any(d.shaping for d in inv.devices):
                     click.echo("\n== shaping routers: the division pushed and read back (pantau bw plan)")
                     click.echo(router_table(store))
+                if inv.backup_policies:
+                    click.echo("\n== backups, verified by the NOC at both sites (pantau backup status)")
+                    click.echo(backup_status_table(backups.status()))
                 if not reallocated:
                     reallocated = True
                     click.echo("\n== reallocating: 50 Mbit/s of guaranteed download from bappeda to dinkes")
