@@ -87,7 +87,7 @@ def test_the_agent_refuses_root_without_a_user(tmp_path: Path) -> None:
 def test_demo_main_job_runs_and_shows_status(world_tmp: Path) -> None:
     port = free_port()
     out = pantau("demo", "--state-dir", str(world_tmp / "demo"), "--port", str(port), "--interval", "2",
-                 "--duration", "24")
+                 "--duration", "40")  # long enough for the NOC's first backup pass (~20 s with checks and drills)
     assert "started 3 agent(s)" in out.stdout
     assert "dinkes-srv1" in out.stdout and "LAST SEEN" in out.stdout
     assert out.stdout.count(" ok") >= 3, out.stdout
@@ -108,6 +108,12 @@ def test_demo_main_job_runs_and_shows_status(world_tmp: Path) -> None:
     assert "VictoriaMetrics at http://127.0.0.1:" in out.stdout
     if agent_user_args()[:1] == ["--user"]:
         assert "as user nobody" in out.stdout
+    # backups: real repositories, judged by the NOC itself — good, late, broken
+    backups = out.stdout.rsplit("== backups, verified by the NOC", 1)[-1]
+    verdicts = {(p[0], p[1], p[3]) for p in map(str.split, backups.splitlines())
+                if p[:1] in (["dinkes"], ["disdik"], ["bappeda"])}
+    assert {("dinkes", "Pusat", "ok"), ("disdik", "Pusat", "LATE"), ("disdik", "DR", "LATE"),
+            ("bappeda", "Pusat", "CORRUPT"), ("bappeda", "DR", "ok")} <= verdicts, backups
 
 
 def test_agent_installs_and_runs_without_the_noc_dependencies(tmp_path: Path) -> None:
