@@ -58,11 +58,14 @@ def agent_group() -> None:
 @click.option("--duration", type=float, default=None, help="stop after this many seconds")
 @click.option("--journal", type=click.Path(path_type=Path), default=None,
               help="also append every report to this JSON-lines file (for debugging)")
+@click.option("--backup-results", type=click.Path(path_type=Path),
+              default=Path("/var/lib/pantau-agent/backup-results"), show_default=True,
+              help="where `pantau agent backup` leaves its results for the next report")
 @click.option("--log-level", default="INFO", show_default=True)
 def run_agent(noc_url: str, agent_id: str, token_file: Path | None, spool_dir: Path, interval: float,
               ca_file: str | None, interfaces: str, spool_max_reports: int, spool_max_bytes: int, user: str | None,
               allow_root: bool, count: int | None, duration: float | None, journal: Path | None,
-              log_level: str) -> None:
+              backup_results: Path, log_level: str) -> None:
     """Measure this host and report to the NOC, spooling to disk while the NOC is unreachable."""
     logging.basicConfig(level=log_level.upper(), format=f"%(asctime)s %(levelname)s agent[{agent_id}] %(message)s")
     token = _read_token(token_file)
@@ -71,7 +74,8 @@ def run_agent(noc_url: str, agent_id: str, token_file: Path | None, spool_dir: P
     if os.geteuid() == 0:
         if user:
             spool_dir.mkdir(parents=True, exist_ok=True)
-            own = [spool_dir] + ([journal] if journal else [])
+            backup_results.mkdir(parents=True, exist_ok=True)
+            own = [spool_dir, backup_results] + ([journal] if journal else [])
             if journal:
                 journal.touch()
             drop_to(user, own)
@@ -84,7 +88,7 @@ def run_agent(noc_url: str, agent_id: str, token_file: Path | None, spool_dir: P
     except PantauError as exc:
         raise click.ClickException(str(exc)) from exc
     agent = Agent(agent_id, probe, spool, Sender(noc_url, token, ca_file=ca_file), interval=interval,
-                  journal=journal)
+                  journal=journal, backup_results=backup_results)
 
     def _stop(_sig: int, _frame: FrameType | None) -> None:
         agent.stop()
@@ -97,3 +101,34 @@ def run_agent(noc_url: str, agent_id: str, token_file: Path | None, spool_dir: P
     agent.run(cycles=count, duration=duration)
     log.info("stopped; %d report(s) left in the spool for next time", len(spool))
     sys.stdout.flush()
+
+
+@agent_group.command("backup")
+@click.option("--job", "job_file", type=click.Path(path_type=Path), default=Path("/etc/pantau/backup.toml"),
+              show_default=True, help="the backup job file (repository, password file, paths, retention)")
+@click.option("--id", "agent_id", required=True, envvar="PANTAU_AGENT_ID", help="this device id (restic --host)")
+@click.option("--results", "results_dir", type=click.Path(path_type=Path),
+              default=Path("/var/lib/pantau-agent/backup-results"), show_default=True,
+              help="where the result waits for the agent's next report")
+@click.option("--json", "as_json", is_flag=True)
+def backup_cmd(job_file: Path, agent_id: str, results_dir: Path, as_json: bool) -> None:
+    """Run this server's scheduled backup to the Pusat Data now (systemd timer or cron runs this)."""
+    import json
+
+    from agents.backup_job import leave_result, load_job, run_job, wire_result
+
+    try:
+        job = load_job(job_file)
+        res = run_job(job, agent_id)
+    except PantauError as exc:
+        click.echo(f"pantau: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    leave_result(results_dir, res, job.repo)
+    if as_json:
+        click.echo(json.dumps(wire_result(res, job.repo), indent=2))
+    elif res.ok:
+        click.echo(f"{agent_id}: snapshot {res.snapshot_id} saved to {job.repo}: {res.files} files, {res.bytes} bytes "
+                   f"({res.added} new) in {res.duration_s:.1f} s")
+    if not res.ok:
+        click.echo(f"pantau: backup of {agent_id} to {job.repo} FAILED: {res.error}", err=True)
+        sys.exit(9)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from agents.backup_job import pending_results
 from agents.probes import Probe
 from agents.sender import SendResult
 from agents.spool import Spool
@@ -70,6 +71,7 @@ class Agent:
         clock: Clock | None = None,
         journal: Path | None = None,
         backoff: Backoff | None = None,
+        backup_results: Path | None = None,
     ) -> None:
         self.agent_id = agent_id
         self.probe = probe
@@ -80,6 +82,7 @@ class Agent:
         self.clock = clock or Clock()
         self.journal = journal
         self.backoff = backoff or Backoff()
+        self.backup_results = backup_results
         self._retry_at = 0.0
         self._stop = False
         self._warned_auth = False
@@ -100,7 +103,12 @@ class Agent:
             "spool_dropped": self.spool.dropped_total,
             **body,
         }
+        results = pending_results(self.backup_results)
+        if results:
+            report["backups"] = [d for _, d in results]
         self.spool.append(report)
+        for f, _ in results:  # spooled: the report now carries them until the NOC acknowledges it
+            f.unlink(missing_ok=True)
         if self.journal is not None:
             with self.journal.open("a") as fh:
                 fh.write(json.dumps(report, separators=(",", ":")) + "\n")

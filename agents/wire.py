@@ -58,6 +58,24 @@ DISK_SCHEMA: dict[str, Any] = {
     },
 }
 
+BACKUP_RUN_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["at", "ok", "repo", "snapshot_id", "files", "bytes", "added", "duration_s", "warnings", "error"],
+    "properties": {
+        "at": {"type": "number", "minimum": 0},
+        "ok": {"type": "boolean"},
+        "repo": {"type": "string", "maxLength": 500},
+        "snapshot_id": {"type": ["string", "null"], "pattern": "^[0-9a-f]{8,64}$"},
+        "files": _counter,
+        "bytes": _counter,
+        "added": _counter,
+        "duration_s": _nonneg,
+        "warnings": {"type": "array", "maxItems": 20, "items": {"type": "string", "maxLength": 500}},
+        "error": {"type": ["string", "null"], "maxLength": 2000},
+    },
+}
+
 REPORT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
@@ -82,6 +100,7 @@ REPORT_SCHEMA: dict[str, Any] = {
             },
         },
         "interfaces": {"type": "array", "maxItems": MAX_INTERFACES, "items": INTERFACE_SCHEMA},
+        "backups": {"type": "array", "maxItems": 20, "items": BACKUP_RUN_SCHEMA},
     },
 }
 

@@ -15,6 +15,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -270,3 +271,49 @@ def test_the_noc_service_copies_to_dr_and_verifies_by_itself(city: BackupCity) -
     with sqlite3.connect(city.db) as c:
         lines = [ln for (ln,) in c.execute("SELECT line FROM outbox")]
     assert any(ln.startswith("pantau_backup,agency=dinkes,site=dr ") and "verdict_code=0i" in ln for ln in lines)
+
+
+@pytest.mark.e2e
+def test_the_agent_runs_its_backup_and_reports_the_result_once(noc_factory: Any, world_tmp: Path) -> None:
+    """`pantau agent backup` (the agency server's timer) → result file → the agent's next report → the NOC."""
+    import os
+
+    from tests.backups import write_files
+    from tests.conftest import wait_for
+
+    noc = noc_factory()
+    src = world_tmp / "simpus"
+    write_files(src, 5, 20_000, 3)
+    repo = world_tmp / "pd-dinkes"
+    pw = world_tmp / "backup.pass"
+    fd = os.open(pw, os.O_WRONLY | os.O_CREAT, 0o600)
+    os.write(fd, b"kata sandi agen\n")
+    os.close(fd)
+    from backup.restic import Repo
+
+    Restic().init(Repo(str(repo), "kata sandi agen"))
+    job = world_tmp / "backup.toml"
+    job.write_text(f'repo = "{repo}"\npassword_file = "{pw}"\npaths = ["{src}"]\nretention = {{ daily = 7 }}\n')
+    results = world_tmp / "results"
+    out = pantau("agent", "backup", "--job", str(job), "--id", "srv-a", "--results", str(results))
+    assert "snapshot" in out.stdout and "5 files" in out.stdout
+    bad_job = world_tmp / "bad.toml"
+    bad_job.write_text(job.read_text().replace(str(src), "/srv/not-there"))
+    out = pantau("agent", "backup", "--job", str(bad_job), "--id", "srv-a", "--results", str(results), check=False)
+    assert out.returncode == 9 and "source path(s) missing on srv-a: /srv/not-there" in out.stderr
+    (results / "backup-0.000001.json").write_text('{"ok": "yes", "hostile": true}')  # set aside, never sent
+
+    noc.start_agent("srv-a", extra=["--backup-results", str(results)])
+
+    def runs() -> list[tuple[Any, ...]]:
+        with sqlite3.connect(noc.db) as c:
+            return c.execute("SELECT agency, ok, files, error, reported_by FROM backup_runs ORDER BY at").fetchall()
+
+    wait_for(lambda: len(runs()) == 2, 30, "both backup results at the NOC")
+    time.sleep(3)  # more reports go by: each result was delivered once
+    got = runs()
+    assert [(a, ok, by) for a, ok, _, _, by in got] == [("dinkes", 1, "agent:srv-a"), ("dinkes", 0, "agent:srv-a")]
+    assert got[0][2] == 5 and "not-there" in got[1][3]
+    assert sorted(p.name for p in results.iterdir()) == ["backup-0.000001.bad"]
+    # the password went to restic through a pipe: not in the job file, the result, or the NOC
+    assert "kata sandi" not in json.dumps(got) and "kata sandi" not in job.read_text()
