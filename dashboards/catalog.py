@@ -2,9 +2,10 @@
 
 Each panel is described as data (:class:`PanelSpec`): its queries and the labels its legend uses,
 which the tests check against the real store. Built so far: *NOC overview* (uplink use, agencies
-against their allocations, devices down), *Devices* (per router, switch or server: interface
-traffic, errors, drops, reachability) and *Agency traffic*. Backups and Uptime/SLA dashboards
-follow when those metrics exist.
+against their allocations, devices down, shaping routers and breaches, backup verdicts), *Devices*
+(per router, switch or server: interface traffic, errors, drops, reachability), *Agency* (traffic,
+allocation history, uptime, backups at both sites) and *Backups* (age against the RPO, DR lag,
+checks, drills and RTO, runs reported by agents). The Uptime/SLA dashboard follows its metrics.
 """
 
 from __future__ import annotations
@@ -54,6 +55,10 @@ def _s(m: metrics.Measurement, field: str) -> str:
 
 IFACE, HOST, SNMP = metrics.IFACE, metrics.HOST, metrics.SNMP
 AGENCY_M, ALLOC, UPLINK = metrics.AGENCY, metrics.ALLOC, metrics.UPLINK
+SHAPING, BREACH = metrics.SHAPING, metrics.BREACH
+BACKUP, CHECK, DRILL, RUN = metrics.BACKUP, metrics.BACKUP_CHECK, metrics.BACKUP_DRILL, metrics.BACKUP_RUN
+VERDICT_HELP = ("0 ok, 1 suspect (far smaller than usual), 2 incomplete (copies missing at DR), 3 late (past the RPO), "
+                "4 missing, 5 restore drill failed, 6 corrupt, 7 unknown (repository unreadable)")
 
 
 def _agency(m: metrics.Measurement, field: str, legend: str, how: str = "max") -> Query:
@@ -96,6 +101,17 @@ OVERVIEW = DashboardSpec(
         PanelSpec("Agency upload as share of its ceiling", "percentunit", (_vs_ceiling("up"),)),
         PanelSpec("Download: $agency against its allocation", "bps", _against_allocation("down")),
         PanelSpec("Upload: $agency against its allocation", "bps", _against_allocation("up")),
+        PanelSpec("Shaping routers: holding the division", "none", (Query(
+            f"max by (device, mode) ({_s(SHAPING, 'in_sync')})", "{{device}} ({{mode}})"),),
+                  "1 in sync, 0 drifted (repaired in enforce mode, reported in observe mode), -1 unreadable."),
+        PanelSpec("Enforcement breaches (traffic above the ceiling)", "bps", (Query(
+            f"max by (agency, direction) ({_s(BREACH, 'measured_bps')})", "{{agency}} {{direction}}"),),
+                  "An agency measured above its ceiling for several checks: a missing queue or a bypass."),
+        PanelSpec("Backup verdicts: worst site per agency", "none", (Query(
+            f"max by (agency) ({_s(BACKUP, 'verdict_code')})", "{{agency}}"),), VERDICT_HELP),
+        PanelSpec("Backups past their RPO", "none", (Query(
+            f"count(({_s(BACKUP, 'age_seconds')} > on (agency, site) {_s(BACKUP, 'rpo_seconds')})) or vector(0)",
+            "sites past the RPO"),)),
     ),
 )
 
@@ -148,10 +164,54 @@ AGENCY = DashboardSpec(
                   "Seconds since boot; a drop to zero is a reboot."),
         PanelSpec("Server memory in use", "bytes", (Query(
             f'max by (device) ({_s(HOST, "mem_used_bytes")}{{agency="$agency"}})', "{{device}}"),)),
+        PanelSpec("Backups at both sites: age of the newest snapshot", "s", (
+            Query(f'max by (site) ({_s(BACKUP, "age_seconds")}{{agency="$agency"}})', "{{site}}"),
+            Query(f'max by (agency) ({_s(BACKUP, "rpo_seconds")}{{agency="$agency", site="pusat_data"}})',
+                  "RPO"),
+        ), "As the NOC read the repositories itself; above the RPO line the backup is late."),
+        PanelSpec("Backup verdict at both sites", "none", (Query(
+            f'max by (site) ({_s(BACKUP, "verdict_code")}{{agency="$agency"}})', "{{site}}"),), VERDICT_HELP),
     ),
 )
 
-ALL: tuple[DashboardSpec, ...] = (OVERVIEW, DEVICES, AGENCY)
+BACKUPS = DashboardSpec(
+    uid="pantau-backups",
+    title="pantau — Backups",
+    variable="agency",
+    variable_query=f"label_values({_s(BACKUP, 'verdict_code')}, agency)",
+    description="Every agency's backups at the Pusat Data and the DR site, as the NOC verified them itself.",
+    panels=(
+        PanelSpec("Verdict per agency and site", "none", (Query(
+            f"max by (agency, site) ({_s(BACKUP, 'verdict_code')})", "{{agency}} {{site}}"),), VERDICT_HELP),
+        PanelSpec("Age of the newest snapshot as share of the RPO", "percentunit", (Query(
+            f"max by (agency, site) ({_s(BACKUP, 'age_seconds')}) / on (agency, site) "
+            f"max by (agency, site) ({_s(BACKUP, 'rpo_seconds')})", "{{agency}} {{site}}"),),
+                  "Above 100% the site's newest snapshot is older than the agency's RPO."),
+        PanelSpec("DR site lag behind the Pusat Data", "s", (Query(
+            f"max by (agency) ({_s(BACKUP, 'dr_lag_seconds')})", "{{agency}}"),)),
+        PanelSpec("Snapshots missing at the DR site", "none", (Query(
+            f"max by (agency) ({_s(BACKUP, 'missing_copies')})", "{{agency}}"),)),
+        PanelSpec("Integrity checks: result", "none", (Query(
+            f"max by (agency, site) ({_s(CHECK, 'ok')})", "{{agency}} {{site}}"),),
+                  "1 when restic check found no damage in the packs it read, 0 when it found some."),
+        PanelSpec("Integrity checks: share of pack data read", "percentunit", (Query(
+            f"max by (agency, site) ({_s(CHECK, 'packs_read')}) / on (agency, site) "
+            f"max by (agency, site) ({_s(CHECK, 'packs_total')})", "{{agency}} {{site}}"),),
+                  "Each check reads one subset; every pack is read once per check cycle."),
+        PanelSpec("Restore drills: measured RTO of the sample", "s", (Query(
+            f"max by (agency, site) ({_s(DRILL, 'restore_seconds')})", "{{agency}} {{site}}"),)),
+        PanelSpec("Restore drills: estimated whole-snapshot restore time", "s", (Query(
+            f"max by (agency, site) ({_s(DRILL, 'rto_estimate_seconds')})", "{{agency}} {{site}}"),)),
+        PanelSpec("$agency: snapshots at each site", "none", (Query(
+            f'max by (site) ({_s(BACKUP, "snapshots")}{{agency="$agency"}})', "{{site}}"),)),
+        PanelSpec("$agency: backup runs as reported (not verified)", "none", (Query(
+            f'max by (reported_by) ({_s(RUN, "ok")}{{agency="$agency"}})', "{{reported_by}}"),),
+                  "1 a run that made a snapshot, 0 a failed run — the runner's own word; the verdicts above "
+                  "are the NOC's."),
+    ),
+)
+
+ALL: tuple[DashboardSpec, ...] = (OVERVIEW, DEVICES, AGENCY, BACKUPS)
 
 
 def build(spec: DashboardSpec) -> g.Dashboard:

@@ -24,7 +24,7 @@ from backup.restic import CheckResult, Repo, Restic, Snapshot
 from backup.runner import BackupRun, run_backup
 from backup.verify import CheckFact, DrillFact, SiteFacts, SiteVerdict, judge, next_subset
 from collectors import metrics
-from core.errors import BackupError, NotFoundError, RepoError
+from core.errors import NotFoundError, PantauError, RepoError
 from noc.incidents import open_incident, resolve_incident
 from noc.inventory import Secrets
 from noc.model import Inventory
@@ -95,7 +95,7 @@ class BackupService:
             copied = self.restic.copy(self.repo(policy, "pusat_data"), dr)
             if policy.retention:
                 self.restic.forget(dr, policy.retention, host=policy.source)
-        except BackupError as exc:
+        except PantauError as exc:  # restic's errors, and a missing secret
             error = str(exc)
             log.error("DR copy for %s failed: %s", policy.agency, exc)
         with self.store.tx() as c:
@@ -157,7 +157,7 @@ class BackupService:
                                    seed=f"{latest.origin}:{drill_no}", total_bytes=sizes.get(latest.id, (0, 0))[0])
         except RepoError as exc:
             return SiteWork(SiteFacts(site, error=str(exc), error_reason=exc.reason))
-        except BackupError as exc:  # e.g. a missing secret: the site cannot be read
+        except PantauError as exc:  # e.g. a missing secret: the site cannot be read
             return SiteWork(SiteFacts(site, error=str(exc), error_reason="config"))
         facts = SiteFacts(site, snaps, sizes=sizes,
                           last_check=CheckFact(now, chk.ok, chk.errors) if chk else last_check,

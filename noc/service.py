@@ -18,7 +18,6 @@ from pathlib import Path
 
 from aiohttp import web
 
-from collectors import metrics
 from collectors.ingest import IngestApp, openapi_document
 from collectors.snmp.poller import DevicePoll, SnmpScheduler
 from collectors.tsdb import InfluxWriter, OutboxDrainer, TsdbConfig
@@ -220,7 +219,10 @@ async def _backups(cfg: ServiceConfig, inv: Inventory, stop: asyncio.Event) -> N
     svc = BackupService(store, inv, Secrets(secrets_path(cfg.inventory, inv)), workdir=cfg.db.parent / "backup-drills")
     try:
         while not stop.is_set():
-            await asyncio.to_thread(_backup_pass, svc)
+            try:
+                await asyncio.to_thread(_backup_pass, svc)
+            except Exception:  # a bug in one pass must not end backup verification for good
+                log.exception("the backup pass failed; the next one runs in %.0f s", cfg.backup_every_s)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=cfg.backup_every_s)
     finally:
@@ -261,9 +263,7 @@ def _watch(store: StateStore, ledger: Ledger, watchdog: Watchdog) -> None:
             open_incident(c, now, b.key, "bandwidth", b.summary(), agency=b.agency)
         for agency, d in cleared:
             resolve_incident(c, now, f"bw.breach:{agency}:{d}")
-        store.outbox_add(c, [metrics.line(metrics.BREACH, {"agency": b.agency, "direction": b.direction},
-                                          {"over_ceiling": 1, "measured_bps": b.measured_bps}, int(now * 1e9))
-                             for b in breaches])
+        store.outbox_add(c, [b.line(int(now * 1e9)) for b in breaches])
 
 
 def _queue(store: StateStore, lines: list[str]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from collectors import metrics
 from core.units import format_rate
 from noc.bandwidth.alloc import DIRECTIONS, Rates
 
@@ -24,6 +25,11 @@ class Breach:
     @property
     def key(self) -> str:
         return f"bw.breach:{self.agency}:{self.direction}"
+
+    def line(self, ts_ns: int) -> str:
+        """The breach as a ``pantau_breach`` metric line."""
+        return metrics.line(metrics.BREACH, {"agency": self.agency, "direction": self.direction},
+                            {"over_ceiling": 1, "measured_bps": self.measured_bps}, ts_ns)
 
     def summary(self) -> str:
         return (f"{self.agency}: {self.direction}load measured at {format_rate(self.measured_bps)}, above its ceiling "

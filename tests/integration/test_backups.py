@@ -197,6 +197,16 @@ def test_wrong_password_missing_repo_and_lock_read_unknown_never_ok(tmp_path: Pa
         assert PASSWORDS["pw-dinkes"] not in json.dumps(list(rows.values()))
         moved.rename(city.repo("disdik", "dr"))
 
+        # a secret missing from the secrets file: unknown, with what to fix
+        secrets.write_text("\n".join(ln for ln in secrets.read_text().splitlines() if not ln.startswith("pw-disdik ")))
+        _, rows = _verify(city, "--no-check", "--no-drill")
+        for site in ("pusat_data", "dr"):
+            msg = rows[("disdik", site)]["findings"][0]["message"]
+            assert rows[("disdik", site)]["verdict"] == "unknown" and "needs secret 'pw-disdik'" in msg, msg
+        out = pantau("backup", "replicate", "disdik", *_args(city), check=False)
+        assert out.returncode == 9 and "needs secret 'pw-disdik'" in out.stdout
+        secrets.write_text(secrets.read_text() + f'\npw-disdik = "{PASSWORDS["pw-disdik"]}"\n')
+
         # another restic process holds the Pusat Data repository: the check cannot run → unknown
         holder = subprocess.Popen(["restic", "-r", str(city.repo("disdik", "pusat_data")), "backup", "--stdin",
                                    "--stdin-filename", "held"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
