@@ -34,6 +34,7 @@ TOKEN_PREFIX = "pnt_"  # noqa: S105 - a prefix, not a secret
 # Rollup resolutions (seconds) and how long each is kept: 5-minute buckets for a year
 # cover monthly 95th percentiles with room to compare months.
 ROLLUP_RETENTION = {60: 8 * 86400, 300: 400 * 86400}
+BACKUP_HISTORY_S = 400 * 86400.0  # a verdict every pass; a year and a month of them for the audit
 LEDGER_RETENTION_S = 35 * 86400
 
 
@@ -294,6 +295,8 @@ class StateStore:
                          SELECT agent, max(seq) FROM reports WHERE received_at < ? GROUP BY agent
                          ON CONFLICT(agent) DO UPDATE SET seq=max(seq, excluded.seq)""", (cutoff,))
             out["reports"] = c.execute("DELETE FROM reports WHERE received_at < ?", (cutoff,)).rowcount
+            out["backup_verdicts"] = c.execute("DELETE FROM backup_verdicts WHERE at < ?",
+                                               (now - BACKUP_HISTORY_S,)).rowcount
         return out
 
     # -- reading ----------------------------------------------------------------------------------
