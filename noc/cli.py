@@ -200,6 +200,33 @@ def inventory_check(path: Path) -> None:
                f"{len(inv.backup_policies)} backup policies")
 
 
+# -- ansible --------------------------------------------------------------------------------
+@main.group("ansible")
+def ansible_group() -> None:
+    """Deployment with Ansible (roles in ansible/)."""
+
+
+@ansible_group.command("inventory")
+@click.option("--inventory", "city", type=click.Path(path_type=Path, exists=True), required=True,
+              envvar="PANTAU_INVENTORY", help="the city inventory (TOML)")
+@click.option("--noc-url", required=True, help="where agents report, e.g. https://noc.kota.go.id:8470")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="write here instead of stdout")
+def ansible_inventory_cmd(city: Path, noc_url: str, out: Path | None) -> None:
+    """Write an Ansible inventory (YAML) from the city inventory: agents, their backup jobs, routers.
+
+    Secrets stay out: tokens and passwords are references to Ansible Vault variables."""
+    from noc.ansible_inventory import ansible_inventory, to_yaml
+    from noc.inventory import load_inventory
+
+    text = "---\n# written by `pantau ansible inventory` from " + str(city) + "; do not edit by hand\n"
+    text += to_yaml(ansible_inventory(load_inventory(city), noc_url)) + "\n"
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        out.write_text(text)
+        click.echo(f"wrote {out}", err=True)
+
+
 # -- agents ---------------------------------------------------------------------------------
 @main.group("agents")
 def agents_group() -> None:

@@ -1,0 +1,197 @@
+"""The Ansible roles: lint (production profile), syntax, and a real run of the agent role.
+
+The agent role runs over SSH against OpenSSH in a network namespace, with every path under a
+scratch root and systemd management off; the wheel is built from this checkout and its
+dependencies come from a local wheel directory (the namespace has no other network). The token
+comes from an Ansible Vault file. The deployed agent then starts — with the command line of the
+unit file the role wrote — and reports to a NOC the test started; a second run changes nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from noc import procs
+from noc.inventory import load_inventory
+from noc.state import StateStore
+from tests.backups import SftpHost, sftp_host
+from tests.conftest import CITY, wait_for
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+ANSIBLE = ROOT / "ansible"
+BIN = Path(sys.executable).parent
+BACKUP_PW = "kata sandi cadangan yang rahasia"
+
+
+def _tool(name: str) -> str:
+    path = BIN / name
+    if not path.exists():
+        pytest.fail(f"{name} is not installed in {BIN}: scripts/setup dev installs it")
+    return str(path)
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "ANSIBLE_CONFIG": str(ANSIBLE / "ansible.cfg"), "ANSIBLE_HOST_KEY_CHECKING": "False",
+            "ANSIBLE_NOCOLOR": "1", "ANSIBLE_LOCAL_TEMP": "/tmp/.ansible-local",
+            "PATH": f"{BIN}:{os.environ.get('PATH', '')}"}
+
+
+def test_roles_pass_ansible_lint_production_and_syntax_check() -> None:
+    out = subprocess.run([_tool("ansible-lint"), "--offline", "--profile", "production", "playbooks/", "roles/"],
+                         cwd=ANSIBLE, capture_output=True, text=True, env=_env(), timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "Profile 'production' was required, and it passed" in out.stdout + out.stderr
+    for playbook in sorted((ANSIBLE / "playbooks").glob("*.yml")):
+        out = subprocess.run([_tool("ansible-playbook"), "--syntax-check", "-i", "inventory/example.yml",
+                              str(playbook)], cwd=ANSIBLE, capture_output=True, text=True, env=_env(), timeout=300)
+        assert out.returncode == 0, f"{playbook.name}: {out.stdout}{out.stderr}"
+
+
+@pytest.fixture(scope="module")
+def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """pantau's wheel from this checkout, and the agent's dependencies, in one directory."""
+    d = tmp_path_factory.mktemp("wheels")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(d), str(ROOT)], check=True,
+                   capture_output=True, timeout=600)
+    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "-d", str(d), "click>=8.1", "psutil>=5.9"],
+                   check=True, capture_output=True, timeout=600)
+    return d
+
+
+@pytest.fixture
+def host(world_tmp: Path) -> Iterator[SftpHost]:
+    with sftp_host(world_tmp, 195) as h:
+        yield h
+
+
+def _run_playbook(inv: Path, vault_pw: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([_tool("ansible-playbook"), "-i", str(inv), "--vault-password-file", str(vault_pw),
+                           str(ANSIBLE / "playbooks" / "agent.yml"), *extra],
+                          capture_output=True, text=True, env=_env(), timeout=900)
+
+
+def _recap(out: str) -> dict[str, int]:
+    m = re.search(r"ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", out)
+    assert m, out[-2000:]
+    return dict(zip(("ok", "changed", "unreachable", "failed"), map(int, m.groups()), strict=True))
+
+
+def test_agent_role_deploys_idempotently_and_the_agent_reports(host: SftpHost, wheels: Path, world_tmp: Path) -> None:
+    target = world_tmp / "target-root"  # the deployment's "/" on the test host
+    target.mkdir(mode=0o755)
+    wheel = next(wheels.glob("pantau-*.whl"))
+    # the NOC the deployed agent reports to, on this host's end of the namespace link; its token for srv-a
+    city = world_tmp / "city.toml"
+    city.write_text(CITY.replace('id = "srv-a"\nagency = "dinkes"\nkind = "server"\naddress = "127.0.0.1"',
+                                 f'id = "srv-a"\nagency = "dinkes"\nkind = "server"\naddress = "{host.address}"'))
+    db, port = world_tmp / "noc.sqlite", procs.free_port()
+    store = StateStore(db)
+    store.sync_inventory(load_inventory(city))
+    token = store.add_agent("srv-a", "pytest", "ansible test", rotate=True)
+    store.close()
+
+    vault_pw = world_tmp / "vault.pass"
+    vault_pw.write_text("sandi-vault\n")
+    vault_pw.chmod(0o600)
+    group_vars = world_tmp / "group_vars" / "pantau_agents"
+    group_vars.mkdir(parents=True)
+    (group_vars / "vault.yml").write_text(f"vault_token: {token}\nvault_backup_password: {BACKUP_PW}\n")
+    subprocess.run([_tool("ansible-vault"), "encrypt", "--vault-password-file", str(vault_pw),
+                    str(group_vars / "vault.yml")], check=True, capture_output=True, env=_env(), timeout=120)
+    assert token not in (group_vars / "vault.yml").read_text()
+
+    inv = world_tmp / "inventory.yml"
+    inv.write_text(textwrap.dedent(f"""\
+        all:
+          children:
+            pantau_agents:
+              hosts:
+                srv-a:
+                  ansible_host: {host.address}
+                  ansible_user: root
+                  ansible_ssh_private_key_file: {host.key_file}
+                  ansible_python_interpreter: /usr/bin/python3.11
+                  pantau_agent_root: {target}
+                  pantau_agent_create_user: false
+                  pantau_agent_user: nobody
+                  pantau_agent_group: nogroup
+                  pantau_agent_manage_service: false
+                  pantau_agent_install_packages: false
+                  pantau_agent_python: /usr/bin/python3.11
+                  pantau_agent_noc_url: http://{host.ns.host_ip}:{port}
+                  pantau_agent_interval: 1
+                  pantau_agent_version: "0.1.0"
+                  pantau_agent_package: {wheel}
+                  pantau_agent_pip_extra_args: --no-index --find-links {wheels}
+                  pantau_agent_token: "{{{{ vault_token }}}}"
+                  pantau_agent_backup_password: "{{{{ vault_backup_password }}}}"
+                  pantau_agent_backup_repo: /srv/restic/dinkes
+                  pantau_agent_backup_paths: [/srv/simpus]
+                  pantau_agent_backup_retention: {{daily: 7, weekly: 4}}
+        """))
+
+    first = _run_playbook(inv, vault_pw, "-v")
+    assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-2000:]
+    assert _recap(first.stdout)["failed"] == 0 and _recap(first.stdout)["changed"] > 0
+    second = _run_playbook(inv, vault_pw)
+    assert second.returncode == 0, second.stdout[-4000:]
+    assert _recap(second.stdout)["changed"] == 0, f"the second run changed something:\n{second.stdout[-4000:]}"
+    for out in (first, second):
+        assert token not in out.stdout + out.stderr and BACKUP_PW not in out.stdout + out.stderr
+
+    etc, state = target / "etc" / "pantau", target / "var" / "lib" / "pantau-agent"
+    token_file = etc / "agent.token"
+    spool = (state / "spool").stat()
+    assert spool.st_mode & 0o777 == 0o700 and spool.st_uid == _uid("nobody")
+    assert token_file.read_text().strip() == token
+    st = token_file.stat()
+    assert st.st_mode & 0o777 == 0o600 and st.st_uid == _uid("nobody")
+    assert (etc / "backup.pass").stat().st_mode & 0o777 == 0o600 and (etc / "backup.pass").stat().st_uid == 0
+    assert token not in (etc / "agent.env").read_text()
+    assert 'repo = "/srv/restic/dinkes"' in (etc / "backup.toml").read_text()
+    units = target / "etc" / "systemd" / "system"
+    unit = (units / "pantau-agent.service").read_text()
+    for hardening in ("NoNewPrivileges=yes", "ProtectSystem=strict", "CapabilityBoundingSet=", "User=nobody"):
+        assert hardening in unit
+    assert "OnCalendar=*-*-* 01:30" in (units / "pantau-backup.timer").read_text()
+    assert (target / "opt" / "pantau-agent" / "current").resolve().name == "0.1.0"
+
+    # start the agent exactly as the unit would, inside the namespace, and see it report
+    exec_start = next(ln.split("=", 1)[1] for ln in unit.splitlines() if ln.startswith("ExecStart="))
+    env = dict(ln.split("=", 1) for ln in (etc / "agent.env").read_text().splitlines() if "=" in ln
+               and not ln.startswith("#"))
+    noc = procs.start_noc(city, db, port, world_tmp / "noc.log", listen=host.ns.host_ip)
+    agent = None
+    try:
+        agent = subprocess.Popen(host.ns.cmd("runuser", "-u", "nobody", "--", *shlex.split(exec_start),
+                                             "--duration", "20"),
+                                 env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+        def reported() -> bool:
+            with sqlite3.connect(db) as c:
+                return bool(c.execute("SELECT count(*) FROM reports WHERE agent='srv-a'").fetchone()[0] >= 2)
+
+        wait_for(reported, 30, "reports from the deployed agent")
+    finally:
+        if agent is not None:
+            agent.terminate()
+            agent.wait(timeout=20)
+        procs.stop(noc)
+
+
+def _uid(user: str) -> int:
+    import pwd
+
+    return pwd.getpwnam(user).pw_uid
