@@ -151,6 +151,13 @@ def test_agent_role_deploys_idempotently_and_the_agent_reports(host: SftpHost, w
     for out in (first, second):
         assert token not in out.stdout + out.stderr and BACKUP_PW not in out.stdout + out.stderr
 
+    # no file on the host holds the token or the backup password where another user could read it
+    for f in target.rglob("*"):
+        if f.is_file() and not f.is_symlink() and f.stat().st_size < 1_000_000:
+            data = f.read_bytes()
+            if token.encode() in data or BACKUP_PW.encode() in data:
+                assert f.stat().st_mode & 0o077 == 0, f"{f} holds a secret and is readable by others"
+
     etc, state = target / "etc" / "pantau", target / "var" / "lib" / "pantau-agent"
     token_file = etc / "agent.token"
     spool = (state / "spool").stat()
@@ -167,6 +174,15 @@ def test_agent_role_deploys_idempotently_and_the_agent_reports(host: SftpHost, w
         assert hardening in unit
     assert "OnCalendar=*-*-* 01:30" in (units / "pantau-backup.timer").read_text()
     assert (target / "opt" / "pantau-agent" / "current").resolve().name == "0.1.0"
+
+    # upgrade to a pinned release and roll back: "current" moves, the old venv is kept and reused
+    home = target / "opt" / "pantau-agent"
+    up = _run_playbook(inv, vault_pw, "-e", "pantau_agent_version=0.1.1")
+    assert up.returncode == 0 and (home / "current").resolve().name == "0.1.1", up.stdout[-3000:]
+    back = _run_playbook(inv, vault_pw, "-e", "pantau_agent_version=0.1.0")
+    assert back.returncode == 0 and (home / "current").resolve().name == "0.1.0", back.stdout[-3000:]
+    assert _recap(back.stdout)["changed"] == 1, "a rollback only moves the link (no reinstall)"
+    assert sorted(p.name for p in home.iterdir()) == ["0.1.0", "0.1.1", "current"]
 
     # start the agent exactly as the unit would, inside the namespace, and see it report
     exec_start = next(ln.split("=", 1)[1] for ln in unit.splitlines() if ln.startswith("ExecStart="))
@@ -195,3 +211,27 @@ def _uid(user: str) -> int:
     import pwd
 
     return pwd.getpwnam(user).pw_uid
+
+
+def test_pantau_ansible_inventory_is_read_by_ansible_and_holds_no_secret(tmp_path: Path) -> None:
+    from tests.backups import backup_city
+    from tests.conftest import pantau
+
+    with backup_city(tmp_path, init=False) as city:
+        out = tmp_path / "city.yml"
+        pantau("ansible", "inventory", "--inventory", str(city.inventory), "--noc-url", "https://noc:8470",
+               "--out", str(out))
+    text = out.read_text()
+    assert "kata sandi" not in text and "vault_pantau_agent_tokens['srv-a']" in text
+    listed = subprocess.run([_tool("ansible-inventory"), "-i", str(out), "--list"], capture_output=True, text=True,
+                            env=_env(), timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    import json
+
+    data = json.loads(listed.stdout)
+    assert sorted(data["pantau_agents"]["hosts"]) == ["srv-a", "srv-b"]
+    srv_a = data["_meta"]["hostvars"]["srv-a"]
+    assert srv_a["pantau_agent_agency"] == "dinkes" and srv_a["pantau_agent_backup_paths"] == [
+        str(city.source("dinkes"))]
+    assert srv_a["pantau_agent_backup_retention"] == {"daily": 7, "weekly": 4}
+    assert srv_a["pantau_agent_noc_url"] == "https://noc:8470"
