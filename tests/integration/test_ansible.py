@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -63,7 +64,10 @@ def test_roles_pass_ansible_lint_production_and_syntax_check() -> None:
 def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """pantau's wheel from this checkout, and the agent's dependencies, in one directory."""
     d = tmp_path_factory.mktemp("wheels")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(d), str(ROOT)], check=True,
+    src = tmp_path_factory.mktemp("src") / "pantau"  # a copy: the build leaves nothing in the checkout
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".git", ".venv", "build", "var", "*.egg-info",
+                                                             "__pycache__", ".*_cache", ".hypothesis"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(d), str(src)], check=True,
                    capture_output=True, timeout=600)
     subprocess.run([sys.executable, "-m", "pip", "download", "-q", "-d", str(d), "click>=8.1", "psutil>=5.9"],
                    check=True, capture_output=True, timeout=600)
