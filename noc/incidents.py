@@ -1,7 +1,14 @@
-"""Incidents: one open row per problem key, opened once and resolved once (the uptime issue adds the lifecycle).
+"""Incidents for the service desk: one per real problem, with a lifecycle open → acknowledged → resolved.
 
-Opening an incident that is already open changes nothing, so a problem seen on every check does
-not become a storm; resolving one that is not open is a no-op.
+* **Deduplicated**: one open incident per problem key; opening it again changes nothing.
+* **Flap-damped**: a problem that comes back within ``FLAP_WINDOW_S`` of its resolution reopens the
+  same incident (its ``flaps`` count grows) instead of opening a new one; notifications wait a
+  hold time (see :mod:`noc.notify`), so a blip never pages anyone.
+* **Topology-aware**: a device reached through another (``via`` in the inventory) has its incidents
+  attached to the open *down* incident of the nearest upstream device — the root — instead of
+  standing alone; a root that opens later adopts the open incidents downstream of it. Attached
+  incidents are not notified; they resolve by themselves when their own condition clears.
+Every change is written to ``incident_log`` (who, when, what, note).
 """
 
 from __future__ import annotations
@@ -13,28 +20,158 @@ from typing import Any
 
 log = logging.getLogger("pantau.incidents")
 
+FLAP_WINDOW_S = 600.0
+COLUMNS = ("id", "key", "category", "agency", "device", "summary", "opened_at", "resolved_at", "acked_at",
+           "acked_by", "resolved_by", "parent_id", "flaps")
+_SELECT = ("SELECT id, key, category, agency, device, summary, opened_at, resolved_at, acked_at, acked_by, "
+           "resolved_by, parent_id, flaps FROM incidents ")
+
+
+def down_key(device: str) -> str:
+    return f"down:{device}"
+
 
 def open_incident(c: sqlite3.Connection, now: float, key: str, category: str, summary: str,
                   agency: str | None = None, device: str | None = None, detail: Any = None) -> bool:
-    """Open ``key`` unless it is open already; True when a new incident was opened."""
-    cur = c.execute("INSERT INTO incidents (key, category, agency, device, summary, opened_at, detail) "
-                    "VALUES (?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
-                    (key, category, agency, device, summary, now, json.dumps(detail)))
-    if cur.rowcount:
-        log.warning("incident opened: %s", summary)
-    return bool(cur.rowcount)
+    """Open ``key`` unless it is open already (reopen it if it flapped); True when it was (re)opened."""
+    if c.execute("SELECT 1 FROM incidents WHERE key=? AND resolved_at IS NULL", (key,)).fetchone():
+        return False
+    parent = root_for(c, device) if device else None
+    recent = c.execute("SELECT id FROM incidents WHERE key=? AND resolved_at >= ? ORDER BY id DESC LIMIT 1",
+                       (key, now - FLAP_WINDOW_S)).fetchone()
+    if recent:
+        iid = int(recent[0])
+        c.execute("UPDATE incidents SET resolved_at=NULL, resolved_by=NULL, flaps=flaps+1, summary=?, parent_id=? "
+                  "WHERE id=?", (summary, parent, iid))
+        _log(c, iid, now, "pantau", "reopened", f"back within {FLAP_WINDOW_S / 60:.0f} min of its resolution")
+        log.warning("incident #%d reopened (flapping): %s", iid, summary)
+    else:
+        cur = c.execute("INSERT INTO incidents (key, category, agency, device, summary, opened_at, detail, parent_id) "
+                        "VALUES (?,?,?,?,?,?,?,?)", (key, category, agency, device, summary, now, json.dumps(detail),
+                                                     parent))
+        iid = int(cur.lastrowid or 0)
+        _log(c, iid, now, "pantau", "opened", summary)
+        if parent is None:
+            log.warning("incident opened: %s", summary)
+        else:
+            log.info("incident #%d attached to root incident #%d: %s", iid, parent, summary)
+    if category == "device_down" and device and parent is None:
+        _adopt_downstream(c, iid, device, now)
+    return True
 
 
-def resolve_incident(c: sqlite3.Connection, now: float, key: str) -> bool:
-    cur = c.execute("UPDATE incidents SET resolved_at=? WHERE key=? AND resolved_at IS NULL", (now, key))
-    if cur.rowcount:
-        log.info("incident resolved: %s", key)
-    return bool(cur.rowcount)
+def resolve_incident(c: sqlite3.Connection, now: float, key: str, by: str = "pantau", note: str = "") -> bool:
+    row = c.execute("SELECT id FROM incidents WHERE key=? AND resolved_at IS NULL", (key,)).fetchone()
+    if not row:
+        return False
+    c.execute("UPDATE incidents SET resolved_at=?, resolved_by=? WHERE id=?", (now, by, row[0]))
+    _log(c, int(row[0]), now, by, "resolved", note)
+    log.info("incident resolved: %s", key)
+    return True
+
+
+def acknowledge(c: sqlite3.Connection, now: float, incident_id: int, who: str, note: str = "") -> dict[str, Any]:
+    inc = get(c, incident_id)
+    if inc["resolved_at"] is not None:
+        raise _not_open(incident_id, "acknowledged")
+    c.execute("UPDATE incidents SET acked_at=coalesce(acked_at, ?), acked_by=coalesce(acked_by, ?) WHERE id=?",
+              (now, who, incident_id))
+    _log(c, incident_id, now, who, "acknowledged", note)
+    return get(c, incident_id)
+
+
+def resolve_by_operator(c: sqlite3.Connection, now: float, incident_id: int, who: str, note: str) -> dict[str, Any]:
+    inc = get(c, incident_id)
+    if inc["resolved_at"] is not None:
+        raise _not_open(incident_id, "resolved")
+    c.execute("UPDATE incidents SET resolved_at=?, resolved_by=? WHERE id=?", (now, who, incident_id))
+    _log(c, incident_id, now, who, "resolved", note)
+    return get(c, incident_id)
+
+
+def get(c: sqlite3.Connection, incident_id: int) -> dict[str, Any]:
+    from core.errors import NotFoundError
+
+    row = c.execute(_SELECT + "WHERE id=?", (incident_id,)).fetchone()
+    if row is None:
+        raise NotFoundError(f"there is no incident #{incident_id}; `pantau incidents list --all` lists them")
+    inc = dict(zip(COLUMNS, row, strict=True))
+    inc["attached"] = [dict(zip(COLUMNS, r, strict=True)) for r in c.execute(
+        _SELECT + "WHERE parent_id=? ORDER BY id", (incident_id,))]
+    inc["log"] = [dict(zip(("at", "actor", "action", "note"), r, strict=True)) for r in c.execute(
+        "SELECT at, actor, action, note FROM incident_log WHERE incident_id=? ORDER BY id", (incident_id,))]
+    return inc
+
+
+def listing(c: sqlite3.Connection, *, include_resolved: bool = False, agency: str | None = None,
+            category: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+    rows = c.execute(
+        _SELECT + "WHERE (? OR resolved_at IS NULL) AND (? IS NULL OR agency=?) "
+        "AND (? IS NULL OR category=?) ORDER BY opened_at DESC LIMIT ?",
+        (int(include_resolved), agency, agency, category, category, limit)).fetchall()
+    out = [dict(zip(COLUMNS, r, strict=True)) for r in rows]
+    counts = dict(c.execute("SELECT parent_id, count(*) FROM incidents WHERE parent_id IS NOT NULL "
+                            "GROUP BY parent_id").fetchall())
+    for inc in out:
+        inc["attached_count"] = counts.get(inc["id"], 0)
+    return out
 
 
 def open_incidents(c: sqlite3.Connection, category: str | None = None) -> list[dict[str, Any]]:
-    rows = c.execute("SELECT id, key, category, agency, device, summary, opened_at FROM incidents "
-                     "WHERE resolved_at IS NULL AND (? IS NULL OR category=?) ORDER BY opened_at",
-                     (category, category)).fetchall()
-    return [dict(zip(("id", "key", "category", "agency", "device", "summary", "opened_at"), r, strict=True))
-            for r in rows]
+    return listing(c, category=category)
+
+
+def root_for(c: sqlite3.Connection, device: str) -> int | None:
+    """The open *down* incident of the nearest device upstream of ``device`` (its root), if any."""
+    vias = dict(c.execute("SELECT id, via FROM devices").fetchall())
+    hop, seen = vias.get(device), {device}
+    while hop and hop not in seen:
+        seen.add(hop)
+        row = c.execute("SELECT id, parent_id FROM incidents WHERE key=? AND resolved_at IS NULL",
+                        (down_key(hop),)).fetchone()
+        if row:
+            return int(row[1] or row[0])
+        hop = vias.get(hop)
+    return None
+
+
+def detach_orphans(c: sqlite3.Connection, now: float) -> int:
+    """Attached incidents whose root resolved but which are still open stand on their own again."""
+    rows = c.execute("SELECT i.id FROM incidents i JOIN incidents p ON p.id = i.parent_id "
+                     "WHERE i.resolved_at IS NULL AND p.resolved_at IS NOT NULL").fetchall()
+    for (iid,) in rows:
+        c.execute("UPDATE incidents SET parent_id=NULL WHERE id=?", (iid,))
+        _log(c, iid, now, "pantau", "detached", "its root incident resolved but this problem remains")
+    return len(rows)
+
+
+def _adopt_downstream(c: sqlite3.Connection, root: int, device: str, now: float) -> None:
+    vias = dict(c.execute("SELECT id, via FROM devices").fetchall())
+
+    def behind(d: str) -> bool:
+        hop, seen = vias.get(d), {d}
+        while hop and hop not in seen:
+            if hop == device:
+                return True
+            seen.add(hop)
+            hop = vias.get(hop)
+        return False
+
+    for iid, dev in c.execute("SELECT id, device FROM incidents WHERE resolved_at IS NULL AND parent_id IS NULL "
+                              "AND device IS NOT NULL AND id != ?", (root,)).fetchall():
+        if behind(dev):
+            c.execute("UPDATE incidents SET parent_id=? WHERE id=?", (root, iid))
+            # its children (if it was a root itself) follow it
+            c.execute("UPDATE incidents SET parent_id=? WHERE parent_id=?", (root, iid))
+            _log(c, iid, now, "pantau", "attached", f"a consequence of incident #{root}")
+
+
+def _log(c: sqlite3.Connection, iid: int, now: float, actor: str, action: str, note: str) -> None:
+    c.execute("INSERT INTO incident_log (incident_id, at, actor, action, note) VALUES (?,?,?,?,?)",
+              (iid, now, actor, action, note))
+
+
+def _not_open(incident_id: int, what: str) -> Exception:
+    from core.errors import PantauError
+
+    return PantauError(f"incident #{incident_id} is already resolved and cannot be {what}")

@@ -26,6 +26,7 @@ from noc.model import (
     DeviceKind,
     InterfaceMapping,
     Inventory,
+    NotifyChannel,
     SecretRef,
     Shaping,
     ShapingMode,
@@ -192,7 +193,7 @@ def parse_inventory(text: str, filename: str = "inventory.toml") -> Inventory:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{filename} is not valid TOML: {exc}") from exc
     chk = _Checker(filename, text)
-    known = {"city", "uplinks", "agencies", "devices", "allocations", "backup_policies"}
+    known = {"city", "uplinks", "agencies", "devices", "allocations", "backup_policies", "notify"}
     for k in doc:
         if k not in known:
             chk.add(k, f"unknown section; expected one of {', '.join(sorted(known))}", k)
@@ -246,13 +247,69 @@ def parse_inventory(text: str, filename: str = "inventory.toml") -> Inventory:
             chk.add(f"devices ({d.id}).shaping.uplink", f"uplink {d.shaping.uplink!r} is not defined in [[uplinks]]",
                     "devices", i, "shaping")
     device_ids = {d.id for d in devices}
+    for i, d in enumerate(devices):
+        if d.via is not None and d.via not in device_ids:
+            chk.add(f"devices ({d.id}).via", f"device {d.via!r} is not defined in [[devices]]", "devices", i, "via")
+        seen, hop = {d.id}, d.via
+        while hop is not None and hop in device_ids and hop not in seen:
+            seen.add(hop)
+            hop = next(x.via for x in devices if x.id == hop)
+        if hop is not None and hop in seen:
+            chk.add(f"devices ({d.id}).via", "the via chain loops back on itself", "devices", i, "via")
+    channels = [n for i, t in enumerate(_tables(doc, "notify", chk))
+                if (n := _notify(chk, i, t, agency_ids)) is not None]
+    _dupes(chk, "notify", [n.id for n in channels])
     policies = [p for i, t in enumerate(_tables(doc, "backup_policies", chk))
                 if (p := _policy(chk, i, t, agency_ids, device_ids)) is not None]
 
     if chk.problems:
         raise ConfigError(f"the inventory {filename} has {len(chk.problems)} problem(s):", chk.problems)
     return Inventory(city, tuple(uplinks), tuple(agencies), tuple(devices), tuple(allocations), tuple(policies),
-                     secrets_file, filename)
+                     secrets_file, notify=tuple(channels), source=filename)
+
+
+_NOTIFY_KEYS = {"webhook": {"url"}, "telegram": {"bot_token", "chat_id", "api_url"},
+                "email": {"smtp_host", "smtp_port", "starttls", "username", "password", "sender", "to",
+                          "to_agency_admin"}}
+
+
+def _notify(chk: _Checker, i: int, t: dict[str, Any], agency_ids: set[str]) -> NotifyChannel | None:
+    w, tb = _label("notify", i, t), "notify"
+    nid = chk.get(t, "id", _ident, w, tb, i)
+    kind = chk.get(t, "kind", _text, w, tb, i)
+    if kind is not None and kind not in _NOTIFY_KEYS:
+        chk.add(f"{w}.kind", f"{kind!r} is not one of webhook, telegram, email", tb, i, "kind")
+        return None
+    allowed = {"id", "kind", "agencies"} | (_NOTIFY_KEYS[kind] if kind else set())
+    for k in t:
+        if k not in allowed:
+            chk.add(f"{w}.{k}", f"unknown key for a {kind} channel; expected one of {', '.join(sorted(allowed))}",
+                    tb, i, k)
+    agencies = chk.get(t, "agencies", _str_list, w, tb, i, default=("*",)) or ("*",)
+    for a in agencies:
+        if a != "*" and a not in agency_ids:
+            chk.add(f"{w}.agencies", f"agency {a!r} is not defined in [[agencies]]", tb, i, "agencies")
+    need = {"webhook": ("url",), "telegram": ("bot_token", "chat_id"), "email": ("smtp_host", "sender")}
+    for k in need.get(kind or "", ()):
+        if k not in t:
+            chk.add(f"{w}.{k}", f"'{k}' is required for a {kind} channel", tb, i, k)
+    if kind == "email" and not t.get("to") and not t.get("to_agency_admin"):
+        chk.add(f"{w}.to", "an email channel needs to = [\"…\"] or to_agency_admin = true", tb, i, "to")
+    if nid is None or kind is None:
+        return None
+    return NotifyChannel(
+        nid, kind, tuple(agencies), url=chk.get(t, "url", _text, w, tb, i, default="") or "",
+        bot_token=chk.get(t, "bot_token", secret_ref, w, tb, i, default=None),
+        chat_id=str(t.get("chat_id", "")), api_url=chk.get(t, "api_url", _text, w, tb, i,
+                                                           default="https://api.telegram.org") or "",
+        smtp_host=chk.get(t, "smtp_host", _text, w, tb, i, default="") or "",
+        smtp_port=chk.get(t, "smtp_port", _port, w, tb, i, default=587) or 587,
+        starttls=bool(chk.get(t, "starttls", _bool, w, tb, i, default=True)),
+        username=chk.get(t, "username", _text, w, tb, i, default="") or "",
+        password=chk.get(t, "password", secret_ref, w, tb, i, default=None),
+        sender=chk.get(t, "sender", _text, w, tb, i, default="") or "",
+        to=chk.get(t, "to", _str_list, w, tb, i, default=()) or (),
+        to_agency_admin=bool(chk.get(t, "to_agency_admin", _bool, w, tb, i, default=False)))
 
 
 def _dupes(chk: _Checker, kind: str, ids: list[str]) -> None:
@@ -266,7 +323,7 @@ def _dupes(chk: _Checker, kind: str, ids: list[str]) -> None:
 def _device(chk: _Checker, i: int, t: dict[str, Any], agency_ids: set[str]) -> Device | None:
     w = _label("devices", i, t)
     allowed = {"id", "kind", "address", "agency", "agent", "vendor", "site", "snmp", "ssh", "interfaces",
-               "count_interfaces", "shaping"}
+               "count_interfaces", "shaping", "via"}
     for k in t:
         if k not in allowed:
             chk.add(f"{w}.{k}", f"unknown key; expected one of {', '.join(sorted(allowed))}", "devices", i, k)
@@ -309,7 +366,7 @@ def _device(chk: _Checker, i: int, t: dict[str, Any], agency_ids: set[str]) -> D
         return None
     return Device(did, kind, address, agency, bool(agent), vendor,
                   chk.get(t, "site", _text, w, "devices", i, default="") or "", snmp, ssh, tuple(maps), count,
-                  shaping)
+                  shaping, chk.get(t, "via", _ident, w, "devices", i, default=None))
 
 
 def _sub(chk: _Checker, w: str, i: int, key: str, v: Any) -> dict[str, Any] | None:

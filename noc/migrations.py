@@ -113,4 +113,36 @@ MIGRATIONS: list[str] = [
         repo TEXT NOT NULL, snapshot_id TEXT NOT NULL, bytes INTEGER NOT NULL, files INTEGER NOT NULL,
         PRIMARY KEY (repo, snapshot_id)) WITHOUT ROWID;
     """,
+    # 5: uptime and incidents — topology, lifecycle, outages, maintenance, notifications
+    """
+    ALTER TABLE devices ADD COLUMN via TEXT;
+    ALTER TABLE incidents ADD COLUMN acked_at REAL;
+    ALTER TABLE incidents ADD COLUMN acked_by TEXT;
+    ALTER TABLE incidents ADD COLUMN resolved_by TEXT;
+    ALTER TABLE incidents ADD COLUMN parent_id INTEGER;
+    ALTER TABLE incidents ADD COLUMN flaps INTEGER NOT NULL DEFAULT 0;
+    -- 0 nothing sent, 1 "opened" queued, 2 "resolved" queued
+    ALTER TABLE incidents ADD COLUMN notify_state INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX incidents_parent ON incidents (parent_id);
+    CREATE TABLE incident_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, incident_id INTEGER NOT NULL, at REAL NOT NULL, actor TEXT NOT NULL,
+        action TEXT NOT NULL, note TEXT NOT NULL DEFAULT '');
+    CREATE INDEX incident_log_incident ON incident_log (incident_id);
+    -- down intervals per device (end NULL while it lasts); kind: down | reboot
+    CREATE TABLE outages (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, device TEXT NOT NULL, start REAL NOT NULL, end REAL,
+        kind TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '');
+    CREATE INDEX outages_device ON outages (device, start);
+    CREATE UNIQUE INDEX outages_open ON outages (device) WHERE end IS NULL;
+    CREATE TABLE avail_state (device TEXT PRIMARY KEY, up INTEGER NOT NULL, since REAL NOT NULL,
+        reboots INTEGER NOT NULL DEFAULT 0, last_ok REAL);
+    CREATE TABLE maintenance (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, device TEXT, agency TEXT, start REAL NOT NULL, end REAL NOT NULL,
+        reason TEXT NOT NULL, created_by TEXT NOT NULL, created_at REAL NOT NULL);
+    CREATE TABLE notifications (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, incident_id INTEGER NOT NULL, event TEXT NOT NULL,
+        channel TEXT NOT NULL, target TEXT NOT NULL DEFAULT '', status TEXT NOT NULL, attempts INTEGER NOT NULL
+        DEFAULT 0, next_at REAL NOT NULL, last_error TEXT, sent_at REAL, created_at REAL NOT NULL);
+    CREATE INDEX notifications_due ON notifications (status, next_at);
+    """,
 ]

@@ -103,6 +103,7 @@ class Device:
     interfaces: tuple[InterfaceMapping, ...] = ()
     count_interfaces: tuple[str, ...] | None = None  # server interfaces counted for the agency
     shaping: Shaping | None = None
+    via: str | None = None  # the upstream device (router, uplink) this one is reached through
 
     @property
     def download_is_rx(self) -> bool:
@@ -140,6 +141,33 @@ class Allocation:
 
 
 @dataclass(frozen=True)
+class NotifyChannel:
+    """Where incident notifications go: a JSON webhook, a Telegram chat, or e-mail over SMTP.
+
+    ``agencies`` limits the channel to those agencies' incidents ("*" = every incident, the NOC's
+    own channel); ``to_agency_admin`` sends e-mail to the incident's agency's ``admin_email``."""
+
+    id: str
+    kind: str  # "webhook" | "telegram" | "email"
+    agencies: tuple[str, ...] = ("*",)
+    url: str = ""  # webhook
+    bot_token: SecretRef | None = None  # telegram
+    chat_id: str = ""
+    api_url: str = "https://api.telegram.org"
+    smtp_host: str = ""  # email
+    smtp_port: int = 587
+    starttls: bool = True
+    username: str = ""
+    password: SecretRef | None = None
+    sender: str = ""
+    to: tuple[str, ...] = ()
+    to_agency_admin: bool = False
+
+    def covers(self, agency: str | None) -> bool:
+        return "*" in self.agencies or (agency is not None and agency in self.agencies)
+
+
+@dataclass(frozen=True)
 class Inventory:
     city: str
     uplinks: tuple[Uplink, ...]
@@ -148,6 +176,7 @@ class Inventory:
     allocations: tuple[Allocation, ...] = ()
     backup_policies: tuple[BackupPolicy, ...] = ()
     secrets_file: str | None = None
+    notify: tuple[NotifyChannel, ...] = ()
     source: str = ""
 
     def device(self, device_id: str) -> Device | None:

@@ -126,9 +126,9 @@ class StateStore:
             c.executemany("INSERT INTO agencies VALUES (?,?,?)", [(a.id, a.name, a.admin_email) for a in inv.agencies])
             c.executemany("INSERT INTO uplinks VALUES (?,?,?)", [(u.id, u.down_bps, u.up_bps) for u in inv.uplinks])
             c.executemany(
-                "INSERT INTO devices VALUES (?,?,?,?,?,?,?)",
-                [(d.id, d.agency, d.kind.value, d.address, int(d.agent), d.vendor.value if d.vendor else None, d.site)
-                 for d in inv.devices],
+                "INSERT INTO devices (id, agency, kind, address, agent, vendor, site, via) VALUES (?,?,?,?,?,?,?,?)",
+                [(d.id, d.agency, d.kind.value, d.address, int(d.agent), d.vendor.value if d.vendor else None, d.site,
+                  d.via) for d in inv.devices],
             )
             c.executemany("INSERT INTO iface_map VALUES (?,?,?)",
                           [(d.id, m.name, m.agency) for d in inv.devices for m in d.interfaces])
