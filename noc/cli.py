@@ -113,6 +113,36 @@ def backup_group() -> None:
     """Run, replicate and verify every agency's restic backups at the Pusat Data and the DR site."""
 
 
+class _LazyIncidents(_Lazy):
+    module = "noc.incidents_cli"
+    commands_map: ClassVar[dict[str, str]] = {n: f"incidents_{n}" for n in ("list", "show", "ack", "resolve")}
+
+
+class _LazyUptime(_Lazy):
+    module = "noc.incidents_cli"
+    commands_map: ClassVar[dict[str, str]] = {"report": "uptime_report"}
+
+
+class _LazyMaintenance(_Lazy):
+    module = "noc.incidents_cli"
+    commands_map: ClassVar[dict[str, str]] = {"add": "maintenance_add", "list": "maintenance_list"}
+
+
+@main.group("incidents", cls=_LazyIncidents)
+def incidents_group() -> None:
+    """Incidents for the service desk: list, show, acknowledge, resolve."""
+
+
+@main.group("uptime", cls=_LazyUptime)
+def uptime_group() -> None:
+    """Availability per agency and device (SLA), maintenance excluded."""
+
+
+@main.group("maintenance", cls=_LazyMaintenance)
+def maintenance_group() -> None:
+    """Planned maintenance windows: downtime inside them is not charged to the SLA and opens no incident."""
+
+
 @main.group("snmp", cls=_LazySnmp)
 def snmp_group() -> None:
     """Ask routers and switches over SNMP."""
@@ -149,11 +179,15 @@ def noc_group() -> None:
               help="how often measured usage is checked against the ceilings (a breach needs 3 checks in a row)")
 @click.option("--backup-every", default="15m", show_default=True,
               help="how often the DR copy runs and both sites of every backup policy are verified (0: never)")
+@click.option("--uptime-every", default="10s", show_default=True,
+              help="how often devices are checked up/down and notifications are sent")
+@click.option("--notify-hold", default="60s", show_default=True,
+              help="an incident is announced once it has been open this long (blips page nobody)")
 @click.option("--log-level", default="INFO", show_default=True)
 def noc_serve(inventory: Path | None, db: Path, listen: str, port: int, tsdb_url: str | None, tsdb_bucket: str,
               tsdb_org: str, tsdb_token_env: str, tls_cert: Path | None, tls_key: Path | None,
               rate_per_agent: float, reconcile_every: str, watch_every: str, backup_every: str,
-              log_level: str) -> None:
+              uptime_every: str, notify_hold: str, log_level: str) -> None:
     """Run the collector: ingest API, state, TSDB writer."""
     import asyncio
 
@@ -171,14 +205,16 @@ def noc_serve(inventory: Path | None, db: Path, listen: str, port: int, tsdb_url
 
     every: dict[str, float] = {}
     for hint, value in (("--reconcile-every", reconcile_every), ("--watch-every", watch_every),
-                        ("--backup-every", backup_every)):
+                        ("--backup-every", backup_every), ("--uptime-every", uptime_every),
+                        ("--notify-hold", notify_hold)):
         try:
             every[hint] = parse_duration(value)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint=hint) from None
     cfg = ServiceConfig(inventory, db, listen, port, tsdb, tls_cert, tls_key, rate_per_agent,
                         burst_per_agent=max(20.0, rate_per_agent * 4), reconcile_every_s=every["--reconcile-every"],
-                        watch_every_s=every["--watch-every"], backup_every_s=every["--backup-every"])
+                        watch_every_s=every["--watch-every"], backup_every_s=every["--backup-every"],
+                        uptime_every_s=max(1.0, every["--uptime-every"]), notify_hold_s=every["--notify-hold"])
     asyncio.run(serve(cfg))
 
 

@@ -104,11 +104,12 @@ def get(c: sqlite3.Connection, incident_id: int) -> dict[str, Any]:
 
 
 def listing(c: sqlite3.Connection, *, include_resolved: bool = False, agency: str | None = None,
-            category: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+            category: str | None = None, attached: bool = False, limit: int = 200) -> list[dict[str, Any]]:
+    """Incidents newest first: roots only (with a count of what is attached) unless ``attached``."""
     rows = c.execute(
         _SELECT + "WHERE (? OR resolved_at IS NULL) AND (? IS NULL OR agency=?) "
-        "AND (? IS NULL OR category=?) ORDER BY opened_at DESC LIMIT ?",
-        (int(include_resolved), agency, agency, category, category, limit)).fetchall()
+        "AND (? IS NULL OR category=?) AND (? OR parent_id IS NULL) ORDER BY opened_at DESC, id DESC LIMIT ?",
+        (int(include_resolved), agency, agency, category, category, int(attached), limit)).fetchall()
     out = [dict(zip(COLUMNS, r, strict=True)) for r in rows]
     counts = dict(c.execute("SELECT parent_id, count(*) FROM incidents WHERE parent_id IS NOT NULL "
                             "GROUP BY parent_id").fetchall())
@@ -118,7 +119,7 @@ def listing(c: sqlite3.Connection, *, include_resolved: bool = False, agency: st
 
 
 def open_incidents(c: sqlite3.Connection, category: str | None = None) -> list[dict[str, Any]]:
-    return listing(c, category=category)
+    return listing(c, category=category, attached=True)
 
 
 def root_for(c: sqlite3.Connection, device: str) -> int | None:

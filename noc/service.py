@@ -22,6 +22,7 @@ from collectors.ingest import IngestApp, openapi_document
 from collectors.snmp.poller import DevicePoll, SnmpScheduler
 from collectors.tsdb import InfluxWriter, OutboxDrainer, TsdbConfig
 from core.errors import ConfigError, PantauError
+from noc.availability import AvailabilityWatcher
 from noc.backups import BackupService
 from noc.bandwidth.ledger import Ledger
 from noc.bandwidth.reconcile import reconcile, record, shaping_routers
@@ -30,6 +31,7 @@ from noc.desired import desired_lines
 from noc.incidents import open_incident, resolve_incident
 from noc.inventory import Secrets, load_inventory, secrets_path
 from noc.model import Inventory
+from noc.notify import Notifier
 from noc.snmp import schedules as snmp_schedules
 from noc.state import StateStore
 
@@ -53,6 +55,8 @@ class ServiceConfig:
     reconcile_every_s: float = 300.0  # also at once after any bandwidth change
     watch_every_s: float = 60.0  # usage watchdog cadence
     backup_every_s: float = 900.0  # DR copy + backup verification pass (0: off); checks/drills when due
+    uptime_every_s: float = 10.0  # availability check, notification planning and delivery
+    notify_hold_s: float = 60.0  # an incident is announced once open this long (a blip pages nobody)
 
 
 def tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
@@ -106,6 +110,7 @@ async def serve(cfg: ServiceConfig, *, ready: asyncio.Event | None = None, stop:
         log.info("no time-series store configured (--tsdb-url): metrics wait in the NOC outbox")
     tasks.append(asyncio.create_task(_housekeeping(cfg, inv, stop)))
     tasks.append(asyncio.create_task(_bandwidth(cfg, inv, stop)))
+    tasks.append(asyncio.create_task(_uptime(cfg, inv, stop)))
     if inv.backup_policies and cfg.backup_every_s > 0:
         tasks.append(asyncio.create_task(_backups(cfg, inv, stop)))
     poller = _snmp_poller(cfg, inv)
@@ -209,6 +214,25 @@ async def _bandwidth(cfg: ServiceConfig, inv: Inventory, stop: asyncio.Event) ->
                 next_watch = time.monotonic() + cfg.watch_every_s
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=min(2.0, cfg.watch_every_s))
+    finally:
+        store.close()
+
+
+async def _uptime(cfg: ServiceConfig, inv: Inventory, stop: asyncio.Event) -> None:
+    """Every ``uptime_every_s``: up/down per device, then notifications planned and delivered."""
+    store = StateStore(cfg.db)
+    watcher = AvailabilityWatcher(store, inv)
+    notifier = Notifier(store, inv, Secrets(secrets_path(cfg.inventory, inv)), hold_s=cfg.notify_hold_s)
+    try:
+        while not stop.is_set():
+            try:
+                await asyncio.to_thread(watcher.observe)
+                await asyncio.to_thread(notifier.plan)
+                await asyncio.to_thread(notifier.deliver)
+            except Exception:  # one bad pass must not end uptime tracking for good
+                log.exception("the uptime pass failed; the next one runs in %.0f s", cfg.uptime_every_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=cfg.uptime_every_s)
     finally:
         store.close()
 
