@@ -59,16 +59,17 @@ class Notifier:
         queued = 0
         with self.store.tx() as c:
             detach_orphans(c, now)
-            due = c.execute("SELECT id, agency FROM incidents WHERE resolved_at IS NULL AND parent_id IS NULL "
-                            "AND notify_state != 1 AND opened_at <= ?", (now - self.hold_s,)).fetchall()
-            for iid, agency in due:
-                queued += self._queue(c, iid, agency, "opened", now)
-                c.execute("UPDATE incidents SET notify_state=1 WHERE id=?", (iid,))
-            done = c.execute("SELECT id, agency FROM incidents WHERE resolved_at IS NOT NULL AND notify_state=1"
-                             ).fetchall()
+            done = c.execute("SELECT id, agency FROM incidents WHERE resolved_at IS NOT NULL AND notify_state=1 "
+                             "ORDER BY resolved_at").fetchall()
             for iid, agency in done:
                 queued += self._queue(c, iid, agency, "resolved", now)
                 c.execute("UPDATE incidents SET notify_state=2 WHERE id=?", (iid,))
+            due = c.execute("SELECT id, agency FROM incidents WHERE resolved_at IS NULL AND parent_id IS NULL "
+                            "AND notify_state != 1 AND opened_at <= ? ORDER BY opened_at", (now - self.hold_s,)
+                            ).fetchall()
+            for iid, agency in due:
+                queued += self._queue(c, iid, agency, "opened", now)
+                c.execute("UPDATE incidents SET notify_state=1 WHERE id=?", (iid,))
         return queued
 
     def _queue(self, c: sqlite3.Connection, iid: int, agency: str | None, event: str, now: float) -> int:
