@@ -136,10 +136,12 @@ def root_for(c: sqlite3.Connection, device: str) -> int | None:
     return None
 
 
-def detach_orphans(c: sqlite3.Connection, now: float) -> int:
-    """Attached incidents whose root resolved but which are still open stand on their own again."""
+def detach_orphans(c: sqlite3.Connection, now: float, grace_s: float = 0.0) -> int:
+    """Attached incidents still open ``grace_s`` after their root resolved stand on their own again
+    (the grace lets consequences clear by themselves once the root is back)."""
     rows = c.execute("SELECT i.id FROM incidents i JOIN incidents p ON p.id = i.parent_id "
-                     "WHERE i.resolved_at IS NULL AND p.resolved_at IS NOT NULL").fetchall()
+                     "WHERE i.resolved_at IS NULL AND p.resolved_at IS NOT NULL AND p.resolved_at <= ?",
+                     (now - grace_s,)).fetchall()
     for (iid,) in rows:
         c.execute("UPDATE incidents SET parent_id=NULL WHERE id=?", (iid,))
         _log(c, iid, now, "pantau", "detached", "its root incident resolved but this problem remains")

@@ -3,7 +3,8 @@
 The planner turns incident changes into ``notifications`` rows, one per channel and recipient:
 an incident is announced once it has stayed open for the hold time (a blip is never paged), and
 only if it is a root (attached consequences are told inside their root's message, not on their
-own); its resolution is announced if its opening was. Channels follow ``[[notify]]`` in the
+own, and stay attached for a grace period after the root resolves, so they can clear by
+themselves); its resolution is announced if its opening was. Channels follow ``[[notify]]`` in the
 inventory: a channel serves every incident ("*") or some agencies', and an e-mail channel can
 write to the incident's agency's own admin. The sender delivers due rows — JSON webhook, Telegram
 bot API, SMTP — and on failure retries with backoff (30 s, 2 min, 10 min, 30 min) before recording
@@ -33,6 +34,7 @@ from noc.views import when
 log = logging.getLogger("pantau.notify")
 
 HOLD_S = 60.0
+ATTACH_GRACE_S = 180.0  # consequences stay with a resolved root this long (an agent's retry backoff reaches 60 s)
 BACKOFF_S = (30.0, 120.0, 600.0, 1800.0)  # then failed: 5 attempts in all
 TIMEOUT_S = 10.0
 
@@ -43,9 +45,10 @@ class DeliveryError(PantauError):
 
 class Notifier:
     def __init__(self, store: StateStore, inv: Inventory, secrets: Secrets, *, hold_s: float = HOLD_S,
-                 backoff_s: tuple[float, ...] = BACKOFF_S, city: str = "") -> None:
+                 backoff_s: tuple[float, ...] = BACKOFF_S, attach_grace_s: float = ATTACH_GRACE_S,
+                 city: str = "") -> None:
         self.store, self.inv, self.secrets = store, inv, secrets
-        self.hold_s, self.backoff_s = hold_s, backoff_s
+        self.hold_s, self.backoff_s, self.attach_grace_s = hold_s, backoff_s, attach_grace_s
         self.city = city or inv.city
         self.channels = {ch.id: ch for ch in inv.notify}
         self.admin_email = {a.id: a.admin_email for a in inv.agencies}
@@ -58,7 +61,7 @@ class Notifier:
         now = self.store.clock() if now is None else now
         queued = 0
         with self.store.tx() as c:
-            detach_orphans(c, now)
+            detach_orphans(c, now, grace_s=self.attach_grace_s)
             done = c.execute("SELECT id, agency FROM incidents WHERE resolved_at IS NOT NULL AND notify_state=1 "
                              "ORDER BY resolved_at").fetchall()
             for iid, agency in done:
