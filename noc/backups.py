@@ -33,6 +33,8 @@ from noc.state import StateStore
 log = logging.getLogger("pantau.backup")
 
 INCIDENT_KINDS = ("unknown", "corrupt", "restore_failed", "missing", "late", "incomplete", "suspect")
+# what a cut-off source host explains (its backups stop arriving); damage never is
+CONSEQUENCE_KINDS = ("late", "incomplete", "missing")
 SIZE_HISTORY = 11  # restore sizes read for the newest snapshots only (the anomaly check uses 10 + 1)
 
 
@@ -208,7 +210,7 @@ class BackupService:
         found = {f.kind: f.message for f in v.findings if f.kind in INCIDENT_KINDS}
         for kind, message in found.items():
             open_incident(c, now, f"backup:{p.agency}:{v.site}:{kind}", "backup", message, agency=p.agency,
-                          device=p.source)
+                          device=p.source, consequence=kind in CONSEQUENCE_KINDS)
         if v.verdict == "unknown":
             return  # nothing else can be judged while the repository is unreadable: keep what is open
         for kind in INCIDENT_KINDS:

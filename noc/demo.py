@@ -18,21 +18,23 @@ import urllib.parse
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import click
 
-from core.units import format_rate
+from core.units import format_duration, format_rate
 from noc import procs
 from noc.backup_cli import status_table as backup_status_table
 from noc.backups import BackupService
 from noc.bandwidth.ledger import Ledger
 from noc.bw_cli import router_table, show_rows, show_table
 from noc.demo_backups import demo_backup_secrets, prepare
+from noc.incidents import get, listing
 from noc.inventory import Secrets, load_inventory, secrets_path
 from noc.lab import can_build_labs, router_lab
 from noc.model import Inventory
 from noc.state import StateStore
-from noc.views import status_table
+from noc.views import status_table, table
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,52 @@ def _reallocate(store: StateStore, inv: Inventory) -> None:
         b, a = change.before[agency], change.after[agency]
         click.echo(f"  {agency}: guaranteed down {format_rate(b.g_down)} -> {format_rate(a.g_down)}")
     click.echo("  (temporary: reverts by itself in 15 minutes; `pantau bw history` shows who, when and why)")
+
+
+class _Outage:
+    """The demo's scripted outage: the core router loses power (its snmpd stops) and bappeda-srv1,
+    reached through it, goes silent; both return after ``OUTAGE_S``. One root incident, the
+    server's missed heartbeat attached to it."""
+
+    START_S, OUTAGE_S = 12.0, 70.0
+
+    def __init__(self, snmpd: subprocess.Popen[bytes], agent: subprocess.Popen[bytes] | None,
+                 children: list[subprocess.Popen[bytes]]) -> None:
+        self.snmpd, self.agent, self.children, self.phase = snmpd, agent, children, 0
+
+    def step(self, elapsed: float, start_snmpd: Any, start_agent: Any) -> None:
+        if self.phase == 0 and elapsed >= self.START_S:
+            self.phase = 1
+            click.echo("\n== outage: the core router (core-rtr) loses power; bappeda-srv1 behind it goes silent "
+                       f"(back in {self.OUTAGE_S:.0f} s) — watch one incident, with its consequence attached")
+            for p in (self.snmpd, self.agent):
+                if p is not None:
+                    self.children.remove(p)
+                    procs.stop(p)
+        elif self.phase == 1 and elapsed >= self.START_S + self.OUTAGE_S:
+            self.phase = 2
+            click.echo("\n== the core router is back; bappeda-srv1 reports again")
+            self.snmpd = start_snmpd()
+            self.children.append(self.snmpd)
+            if self.agent is not None:
+                self.agent = start_agent()
+                self.children.append(self.agent)
+
+
+def incidents_table(store: StateStore) -> str:
+    rows = listing(store.conn)
+    if not rows:
+        return "no open incidents"
+    now = time.time()
+    out = []
+    for i in rows:
+        attached = get(store.conn, i["id"])["attached"] if i["attached_count"] else []
+        out.append([f"#{i['id']}", i["category"], i["agency"] or "-", i["device"] or "-",
+                    format_duration(now - i["opened_at"]), i["summary"][:80]])
+        out += [[f"  #{a['id']} ->#{i['id']}", a["category"], a["agency"] or "-", a["device"] or "-",
+                 format_duration(now - a["opened_at"]), "attached: " + a["summary"][:70]] for a in attached
+                if a["resolved_at"] is None]
+    return table(["id", "category", "agency", "device", "open for", "summary"], out)
 
 
 def _write_demo_secrets(path: Path) -> None:
@@ -147,14 +195,18 @@ def run_demo(opt: DemoOptions) -> None:
             tsdb_url = f"http://127.0.0.1:{vm_port}"
         elif opt.tsdb:
             click.echo("VictoriaMetrics is not installed: metrics wait in the NOC outbox (scripts/setup installs it)")
+        snmpd = None
         if snmp_port is not None and shutil.which("snmpd"):
-            children.append(_start_demo_snmpd(state, snmp_port, logs))
+            snmpd = _start_demo_snmpd(state, snmp_port, logs)
+            children.append(snmpd)
             click.echo(f"starting snmpd on 127.0.0.1:{snmp_port} as the demo's core router (SNMPv3 authPriv)")
         click.echo(f"starting the NOC collector on 127.0.0.1:{opt.port} (state {db}, log {logs / 'noc.log'})")
         children.append(procs.start_noc(inv_path, db, opt.port, logs / "noc.log", tsdb_url=tsdb_url,
-                                        extra=["--reconcile-every", "30s", "--backup-every", "60s"]))
+                                        extra=["--reconcile-every", "30s", "--backup-every", "60s",
+                                               "--uptime-every", "2s", "--notify-hold", "20s"]))
         noc_url = f"http://127.0.0.1:{opt.port}"
         agents = [d for d in inv.devices if d.agent]
+        agent_procs: dict[str, subprocess.Popen[bytes]] = {}
         for d in agents:
             home = state / "agents" / d.id
             home.mkdir(parents=True, exist_ok=True)
@@ -163,12 +215,14 @@ def run_demo(opt: DemoOptions) -> None:
             token_file.unlink(missing_ok=True)
             token_file.touch(mode=0o600)
             token_file.write_text(token + "\n")
-            children.append(procs.start_agent(d.id, noc_url, token_file, home / "spool", logs / f"agent-{d.id}.log",
-                                              interval=opt.interval))
+            agent_procs[d.id] = procs.start_agent(d.id, noc_url, token_file, home / "spool",
+                                                  logs / f"agent-{d.id}.log", interval=opt.interval)
+            children.append(agent_procs[d.id])
         who = procs.agent_user_args()
         click.echo(f"started {len(agents)} agent(s) every {opt.interval:.0f}s "
                    f"({'as user nobody' if who[:1] == ['--user'] else 'as the current user'}); Ctrl-C stops the demo")
         started = time.monotonic()
+        outage = _Outage(snmpd, agent_procs.get("bappeda-srv1"), children) if opt.inventory is None and snmpd else None
         every = max(10.0, 2 * opt.interval)
         next_print = started + min(every, 2 * opt.interval + 1)
         while opt.duration is None or time.monotonic() - started < opt.duration:
@@ -177,6 +231,11 @@ def run_demo(opt: DemoOptions) -> None:
                 if p.poll() is not None:
                     raise click.ClickException(f"a demo process exited early (code {p.returncode}): "
                                                f"{p.args!s:.200}; see {logs}")
+            if outage is not None:
+                outage.step(time.monotonic() - started, lambda: _start_demo_snmpd(state, snmp_port or 0, logs),
+                            lambda: procs.start_agent("bappeda-srv1", noc_url, state / "agents" / "bappeda-srv1" /
+                                                      "token", state / "agents" / "bappeda-srv1" / "spool",
+                                                      logs / "agent-bappeda-srv1.log", interval=opt.interval))
             if time.monotonic() >= next_print:
                 next_print += every
                 click.echo(f"\n== {inv.city} — status at {time.strftime('%H:%M:%S')}")
@@ -186,6 +245,8 @@ def run_demo(opt: DemoOptions) -> None:
                 if any(d.shaping for d in inv.devices):
                     click.echo("\n== shaping routers: the division pushed and read back (pantau bw plan)")
                     click.echo(router_table(store))
+                click.echo("\n== incidents for the service desk (pantau incidents list)")
+                click.echo(incidents_table(store))
                 if inv.backup_policies:
                     click.echo("\n== backups, verified by the NOC at both sites (pantau backup status)")
                     click.echo(backup_status_table(backups.status()))

@@ -32,11 +32,15 @@ def down_key(device: str) -> str:
 
 
 def open_incident(c: sqlite3.Connection, now: float, key: str, category: str, summary: str,
-                  agency: str | None = None, device: str | None = None, detail: Any = None) -> bool:
-    """Open ``key`` unless it is open already (reopen it if it flapped); True when it was (re)opened."""
+                  agency: str | None = None, device: str | None = None, detail: Any = None,
+                  consequence: bool = False) -> bool:
+    """Open ``key`` unless it is open already (reopen it if it flapped); True when it was (re)opened.
+
+    ``consequence``: the problem can follow from ``device`` being cut off (a missed heartbeat, a
+    late backup), so it is attached to an upstream outage; a corrupt pack or a breach never is."""
     if c.execute("SELECT 1 FROM incidents WHERE key=? AND resolved_at IS NULL", (key,)).fetchone():
         return False
-    parent = root_for(c, device) if device else None
+    parent = root_for(c, device) if device and (consequence or category == "device_down") else None
     recent = c.execute("SELECT id FROM incidents WHERE key=? AND resolved_at >= ? ORDER BY id DESC LIMIT 1",
                        (key, now - FLAP_WINDOW_S)).fetchone()
     if recent:
@@ -46,9 +50,10 @@ def open_incident(c: sqlite3.Connection, now: float, key: str, category: str, su
         _log(c, iid, now, "pantau", "reopened", f"back within {FLAP_WINDOW_S / 60:.0f} min of its resolution")
         log.warning("incident #%d reopened (flapping): %s", iid, summary)
     else:
-        cur = c.execute("INSERT INTO incidents (key, category, agency, device, summary, opened_at, detail, parent_id) "
-                        "VALUES (?,?,?,?,?,?,?,?)", (key, category, agency, device, summary, now, json.dumps(detail),
-                                                     parent))
+        cur = c.execute("INSERT INTO incidents (key, category, agency, device, summary, opened_at, detail, parent_id, "
+                        "consequence) VALUES (?,?,?,?,?,?,?,?,?)",
+                        (key, category, agency, device, summary, now, json.dumps(detail), parent,
+                         int(consequence or category == "device_down")))
         iid = int(cur.lastrowid or 0)
         _log(c, iid, now, "pantau", "opened", summary)
         if parent is None:
@@ -161,7 +166,7 @@ def _adopt_downstream(c: sqlite3.Connection, root: int, device: str, now: float)
         return False
 
     for iid, dev in c.execute("SELECT id, device FROM incidents WHERE resolved_at IS NULL AND parent_id IS NULL "
-                              "AND device IS NOT NULL AND id != ?", (root,)).fetchall():
+                              "AND consequence = 1 AND device IS NOT NULL AND id != ?", (root,)).fetchall():
         if behind(dev):
             c.execute("UPDATE incidents SET parent_id=? WHERE id=?", (root, iid))
             # its children (if it was a root itself) follow it

@@ -121,6 +121,8 @@ MIGRATIONS: list[str] = [
     ALTER TABLE incidents ADD COLUMN resolved_by TEXT;
     ALTER TABLE incidents ADD COLUMN parent_id INTEGER;
     ALTER TABLE incidents ADD COLUMN flaps INTEGER NOT NULL DEFAULT 0;
+    -- 1 when the problem can be a consequence of an upstream outage (a missed heartbeat, a late backup)
+    ALTER TABLE incidents ADD COLUMN consequence INTEGER NOT NULL DEFAULT 0;
     -- 0 nothing sent, 1 "opened" queued, 2 "resolved" queued
     ALTER TABLE incidents ADD COLUMN notify_state INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX incidents_parent ON incidents (parent_id);

@@ -87,7 +87,7 @@ def test_the_agent_refuses_root_without_a_user(tmp_path: Path) -> None:
 def test_demo_main_job_runs_and_shows_status(world_tmp: Path) -> None:
     port = free_port()
     out = pantau("demo", "--state-dir", str(world_tmp / "demo"), "--port", str(port), "--interval", "2",
-                 "--duration", "40")  # long enough for the NOC's first backup pass (~20 s with checks and drills)
+                 "--duration", "56")  # the first backup pass (~20 s) and the outage's consequences (~45 s)
     assert "started 3 agent(s)" in out.stdout
     assert "dinkes-srv1" in out.stdout and "LAST SEEN" in out.stdout
     assert out.stdout.count(" ok") >= 3, out.stdout
@@ -101,10 +101,19 @@ def test_demo_main_job_runs_and_shows_status(world_tmp: Path) -> None:
     last = out.stdout.rsplit("== Kota Demo", 1)[-1]
     assert "core-rtr" in last and "disdik-sw1" in last
     assert "unreachable: no SNMP answer" in last, "the switched-off switch reads as unreachable"
-    rtr = next(line for line in last.splitlines() if "core-rtr" in line)
-    assert rtr.rstrip().endswith("ok"), rtr
+    rtr = [line.rstrip() for line in out.stdout.splitlines() if line.startswith("(dinas)  core-rtr")]
+    assert any(line.endswith(" ok") for line in rtr), rtr  # SNMPv3 answers before the scripted outage
+    # the outage: one root incident for the core router, bappeda-srv1's silence attached to it
+    assert "== outage: the core router (core-rtr) loses power" in out.stdout
+    incidents = out.stdout.rsplit("== incidents for the service desk", 1)[-1].split("\n== ", 1)[0]
+    root = next(line for line in incidents.splitlines() if "core-rtr is down" in line)
+    root_id = root.split()[0]
+    attached = [line for line in incidents.splitlines() if f"->{root_id}" in line]
+    assert any("bappeda-srv1" in line and "device_down" in line for line in attached), incidents
+    assert not any("found damage" in line for line in attached), "a corrupt pack is no consequence of an outage"
     noc_log = (world_tmp / "demo" / "logs" / "noc.log").read_text()
-    assert noc_log.count("disdik-sw1 (127.0.0.1") == 1, "a dead device is logged once, not at every poll"
+    polls = [ln for ln in noc_log.splitlines() if "disdik-sw1 (127.0.0.1" in ln and "pantau.incidents" not in ln]
+    assert len(polls) == 1, "a dead device is logged once, not at every poll (and once as its incident)"
     assert "VictoriaMetrics at http://127.0.0.1:" in out.stdout
     if agent_user_args()[:1] == ["--user"]:
         assert "as user nobody" in out.stdout
