@@ -172,8 +172,27 @@ BACKUP_RUN = Measurement(
     },
 )
 
+DEVICE = Measurement(
+    "pantau_device",
+    ("device", "agency", "kind"),
+    {
+        "up": "1 while the device reports (agent) or answers (SNMP), 0 while it is down",
+        "in_maintenance": "1 inside a planned maintenance window",
+        "sla_up": "1 when up or inside planned maintenance (what the SLA counts as available), else 0",
+    },
+)
+
+INCIDENTS = Measurement(
+    "pantau_incidents",
+    ("category", "agency"),
+    {
+        "open": "open root incidents (what the service desk works on)",
+        "attached": "open consequences attached to a root incident",
+    },
+)
+
 ALL: tuple[Measurement, ...] = (IFACE, HOST, DISK, SNMP, AGENCY, ALLOC, UPLINK, SHAPING, BREACH, BACKUP,
-                                BACKUP_CHECK, BACKUP_DRILL, BACKUP_RUN)
+                                BACKUP_CHECK, BACKUP_DRILL, BACKUP_RUN, DEVICE, INCIDENTS)
 
 
 def _esc_tag(value: str) -> str:

@@ -5,7 +5,9 @@ which the tests check against the real store. Built so far: *NOC overview* (upli
 against their allocations, devices down, shaping routers and breaches, backup verdicts), *Devices*
 (per router, switch or server: interface traffic, errors, drops, reachability), *Agency* (traffic,
 allocation history, uptime, backups at both sites) and *Backups* (age against the RPO, DR lag,
-checks, drills and RTO, runs reported by agents). The Uptime/SLA dashboard follows its metrics.
+checks, drills and RTO, runs reported by agents) and *Uptime/SLA* (availability per agency and
+device over the dashboard's time range, maintenance not charged; devices down; open incidents).
+``$__range`` is Grafana's own variable (the selected time range); the tests substitute it too.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ IFACE, HOST, SNMP = metrics.IFACE, metrics.HOST, metrics.SNMP
 AGENCY_M, ALLOC, UPLINK = metrics.AGENCY, metrics.ALLOC, metrics.UPLINK
 SHAPING, BREACH = metrics.SHAPING, metrics.BREACH
 BACKUP, CHECK, DRILL, RUN = metrics.BACKUP, metrics.BACKUP_CHECK, metrics.BACKUP_DRILL, metrics.BACKUP_RUN
+DEVICE, INCIDENTS = metrics.DEVICE, metrics.INCIDENTS
 VERDICT_HELP = ("0 ok, 1 suspect (far smaller than usual), 2 incomplete (copies missing at DR), 3 late (past the RPO), "
                 "4 missing, 5 restore drill failed, 6 corrupt, 7 unknown (repository unreadable)")
 
@@ -211,7 +214,36 @@ BACKUPS = DashboardSpec(
     ),
 )
 
-ALL: tuple[DashboardSpec, ...] = (OVERVIEW, DEVICES, AGENCY, BACKUPS)
+UPTIME = DashboardSpec(
+    uid="pantau-uptime",
+    title="pantau — Uptime and SLA",
+    variable="agency",
+    variable_query=f"label_values({_s(DEVICE, 'sla_up')}{{agency!=\"\"}}, agency)",
+    description="Availability per agency and device over the selected range, planned maintenance not charged, "
+                "and the incidents the service desk is working on. The monthly figure of record is "
+                "`pantau uptime report`.",
+    panels=(
+        PanelSpec("Agency availability over the range (SLA): its least available device", "percentunit", (Query(
+            f"min by (agency) (avg_over_time({_s(DEVICE, 'sla_up')}{{agency!=\"\"}}[$__range]))", "{{agency}}"),),
+                  "Planned maintenance is not charged. `pantau uptime report` gives the figure of record, where "
+                  "an agency is down while any of its devices is."),
+        PanelSpec("Device availability over the range (SLA)", "percentunit", (Query(
+            f"max by (device) (avg_over_time({_s(DEVICE, 'sla_up')}[$__range]))", "{{device}}"),)),
+        PanelSpec("Devices down now", "none", (Query(
+            f"count(max by (device) ({_s(DEVICE, 'up')}) == 0) or vector(0)", "devices down"),)),
+        PanelSpec("Open incidents by category", "none", (Query(
+            f"sum by (category) ({_s(INCIDENTS, 'open')})", "{{category}}"),),
+                  "Root incidents only; consequences attached to them are counted apart."),
+        PanelSpec("Consequences attached to root incidents", "none", (Query(
+            f"sum by (category) ({_s(INCIDENTS, 'attached')})", "{{category}}"),)),
+        PanelSpec("$agency: devices up (1) or down (0)", "none", (Query(
+            f'max by (device) ({_s(DEVICE, "up")}{{agency="$agency"}})', "{{device}}"),)),
+        PanelSpec("$agency: planned maintenance", "none", (Query(
+            f'max by (device) ({_s(DEVICE, "in_maintenance")}{{agency="$agency"}})', "{{device}}"),)),
+    ),
+)
+
+ALL: tuple[DashboardSpec, ...] = (OVERVIEW, DEVICES, AGENCY, BACKUPS, UPTIME)
 
 
 def build(spec: DashboardSpec) -> g.Dashboard:

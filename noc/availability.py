@@ -16,6 +16,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from collectors import metrics
 from core.units import format_duration
 from noc.incidents import down_key, open_incident, resolve_incident
 from noc.model import Inventory
@@ -34,11 +35,25 @@ class AvailabilityWatcher:
     def observe(self, now: float | None = None) -> None:
         now = self.store.clock() if now is None else now
         rows = self.store.status_rows(now)
+        ts = int(now * 1e9)
         with self.store.tx() as c:
+            lines = []
             for r in rows:
                 if r["state"] == "never seen":
                     continue
                 self._one(c, r, now)
+                up = int(r["state"] == "ok")
+                planned = int(in_maintenance(c, r["device"], r["agency"], now))
+                lines.append(metrics.line(metrics.DEVICE, {"device": r["device"], "agency": r["agency"] or "",
+                                                           "kind": r["kind"]},
+                                          {"up": up, "in_maintenance": planned, "sla_up": max(up, planned)}, ts))
+            counts: dict[tuple[str, str], list[int]] = {}
+            for cat, agency, parent in c.execute("SELECT category, coalesce(agency, ''), parent_id FROM incidents "
+                                                 "WHERE resolved_at IS NULL"):
+                counts.setdefault((cat, agency), [0, 0])[0 if parent is None else 1] += 1
+            lines += [metrics.line(metrics.INCIDENTS, {"category": cat, "agency": agency},
+                                   {"open": n[0], "attached": n[1]}, ts) for (cat, agency), n in counts.items()]
+            self.store.outbox_add(c, lines)
 
     def _one(self, c: sqlite3.Connection, r: dict[str, Any], now: float) -> None:
         dev, up, reboots = r["device"], r["state"] == "ok", r["reboots"]

@@ -84,7 +84,8 @@ snmp = {{ version = "2c", community = "env:PT_X", port = {dead_port}, interval =
                                                 'pantau_alloc_ceiling_down_bps', 'pantau_agency_down_bps',
                                                 'pantau_backup_drill_restore_seconds{site="dr"}',
                                                 'pantau_backup_run_ok', 'pantau_shaping_in_sync',
-                                                'pantau_breach_measured_bps')),
+                                                'pantau_breach_measured_bps', 'pantau_device_sla_up',
+                                                'pantau_incidents_open')),
              30, "agent, SNMP, allocation, backup, shaping and breach data searchable")
     checked = 0
     for spec in ALL:
@@ -94,7 +95,7 @@ snmp = {{ version = "2c", community = "env:PT_X", port = {dead_port}, interval =
             for q in panel.queries:
                 hits = []
                 for v in values:
-                    series = _range(vm, q.expr.replace(f"${spec.variable}", v))
+                    series = _range(vm, q.expr.replace(f"${spec.variable}", v).replace("$__range", "15m"))
                     if series:
                         hits = series
                         break

@@ -38,8 +38,10 @@ def test_values_in_victoriametrics_equal_what_agents_measured(vm: VM, noc_factor
     assert a.wait(60) == 0 and b.wait(60) == 0
     noc.wait_outbox_empty()
     # VictoriaMetrics makes freshly written samples searchable within a couple of seconds.
-    wait_for(lambda: all(len(s["values"]) == 6 for s in vm.export('{__name__=~"pantau_.*",device=~"srv-a|srv-b"}')
-                         if not s["metric"]["__name__"].endswith("_bps")), 30, "samples searchable")
+    # (pantau_device_* is the NOC's own up/down sample on its own clock, not one per report)
+    wait_for(lambda: all(len(s["values"]) == 6 for s in vm.export(
+        '{__name__=~"pantau_(iface|host|disk)_.*",device=~"srv-a|srv-b"}')
+                         if not s["metric"]["__name__"].endswith("_bps")), 60, "samples searchable")
     for device in ("srv-a", "srv-b"):
         journal = noc.journal(device)
         assert len(journal) == 6

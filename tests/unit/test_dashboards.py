@@ -24,7 +24,7 @@ SCHEMA_SERIES = {m.series(f) for m in metrics.ALL for f in m.fields}
 def test_dashboards_are_grafana_json() -> None:
     dashboards = dashboard_json()
     assert {d["uid"] for d in dashboards} == {"pantau-overview", "pantau-devices", "pantau-agency",
-                                                "pantau-backups"}
+                                                "pantau-backups", "pantau-uptime"}
     for d in dashboards:
         assert d["schemaVersion"] >= 36 and d["title"].startswith("pantau")
         ids = [p["id"] for p in d["panels"]]
@@ -57,7 +57,7 @@ def test_provisioning_files(tmp_path: Path) -> None:
     provider = (tmp_path / "provisioning" / "dashboards" / "pantau.yaml").read_text()
     assert str((tmp_path / "dashboards").resolve()) in provider
     assert json.loads((tmp_path / "dashboards" / "pantau-devices.json").read_text())["uid"] == "pantau-devices"
-    assert len(written) == 6
+    assert len(written) == 7
 
 
 class _Grafana(BaseHTTPRequestHandler):
@@ -90,8 +90,9 @@ def grafana() -> Iterator[tuple[str, type[_Grafana]]]:
 def test_push_sends_every_dashboard_with_the_token(grafana: tuple[str, type[_Grafana]]) -> None:
     url, handler = grafana
     assert push(url, "glsa_secret", folder_uid="noc") == ["/d/pantau-overview", "/d/pantau-devices",
-                                                          "/d/pantau-agency", "/d/pantau-backups"]
-    assert [r["path"] for r in handler.requests] == ["/api/dashboards/db"] * 4
+                                                          "/d/pantau-agency", "/d/pantau-backups",
+                                                          "/d/pantau-uptime"]
+    assert [r["path"] for r in handler.requests] == ["/api/dashboards/db"] * 5
     r = handler.requests[0]
     assert r["auth"] == "Bearer glsa_secret" and r["body"]["overwrite"] is True and r["body"]["folderUid"] == "noc"
     assert r["body"]["dashboard"]["id"] is None and r["body"]["dashboard"]["panels"]
