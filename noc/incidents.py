@@ -105,6 +105,10 @@ def get(c: sqlite3.Connection, incident_id: int) -> dict[str, Any]:
         _SELECT + "WHERE parent_id=? ORDER BY id", (incident_id,))]
     inc["log"] = [dict(zip(("at", "actor", "action", "note"), r, strict=True)) for r in c.execute(
         "SELECT at, actor, action, note FROM incident_log WHERE incident_id=? ORDER BY id", (incident_id,))]
+    inc["notifications"] = [dict(zip(("event", "channel", "target", "status", "attempts", "sent_at", "last_error"),
+                                     r, strict=True)) for r in c.execute(
+        "SELECT event, channel, target, status, attempts, sent_at, last_error FROM notifications "
+        "WHERE incident_id=? ORDER BY id", (incident_id,))]
     return inc
 
 
@@ -120,6 +124,7 @@ def listing(c: sqlite3.Connection, *, include_resolved: bool = False, agency: st
                             "GROUP BY parent_id").fetchall())
     for inc in out:
         inc["attached_count"] = counts.get(inc["id"], 0)
+        inc["duration_s"] = None if inc["resolved_at"] is None else inc["resolved_at"] - inc["opened_at"]
     return out
 
 

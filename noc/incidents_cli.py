@@ -91,6 +91,13 @@ def incidents_show(incident_id: int, db: Path, as_json: bool) -> None:
     click.echo("  history:")
     for e in inc["log"]:
         click.echo(f"    {when(e['at'])}  {e['actor']:<12} {e['action']:<12} {e['note']}")
+    if inc["notifications"]:
+        click.echo("  notifications:")
+        for n in inc["notifications"]:
+            to = f" to {n['target']}" if n["target"] else ""
+            err = f" — {n['last_error']}" if n["status"] != "sent" and n["last_error"] else ""
+            click.echo(f"    {n['event']:<9} via {n['channel']}{to}: {n['status']} after {n['attempts']} "
+                       f"attempt(s){err}")
 
 
 @click.command("ack")
@@ -123,22 +130,33 @@ def incidents_resolve(incident_id: int, note: str, db: Path, operator: str | Non
 
 @click.command("report")
 @click.option("--month", default=None, help="YYYY-MM (default: this month, up to now)")
+@click.option("--day", default=None, help="YYYY-MM-DD instead of a month (UTC)")
 @inventory_required
 @db_option
 @click.option("--csv", "as_csv", is_flag=True, help="CSV for the service desk's spreadsheet")
 @json_option
-def uptime_report(month: str | None, inventory: Path, db: Path, as_csv: bool, as_json: bool) -> None:
-    """Availability per agency and per device for a month; maintenance windows excluded and shown."""
-    month = month or time.strftime("%Y-%m", time.gmtime())
-    try:
-        start, end = month_bounds(month)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--month") from None
+def uptime_report(month: str | None, day: str | None, inventory: Path, db: Path, as_csv: bool,
+                  as_json: bool) -> None:
+    """Availability per agency and per device for a month or a day; maintenance windows excluded and shown."""
+    import calendar
+
+    if day is not None:
+        try:
+            start = float(calendar.timegm(time.strptime(day, "%Y-%m-%d")))
+        except ValueError:
+            raise click.BadParameter(f"{day!r} is not a day like 2026-11-22", param_hint="--day") from None
+        end, month = start + 86400, day
+    else:
+        month = month or time.strftime("%Y-%m", time.gmtime())
+        try:
+            start, end = month_bounds(month)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--month") from None
     inv = load_inventory(inventory)
     store = _store(db)
     rows = [r.as_dict() for r in report(store.conn, inv, start, end, time.time())]
     if as_json:
-        click.echo(json.dumps({"month": month, "rows": rows}, indent=2))
+        click.echo(json.dumps({"period": month, "start": start, "end": end, "rows": rows}, indent=2))
     elif as_csv:
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["scope"])

@@ -167,6 +167,11 @@ url = "http://127.0.0.1:{hook.port}/incidents"
         assert events == [("opened", "down:rtr"), ("resolved", "down:rtr")], events
         shown = pantau("incidents", "show", str(root["id"]), "--db", str(db)).stdout
         assert "attached consequences" in shown and "srv-dinkes" in shown and "backup" in shown
+        assert "opened    via service-desk: sent after 1 attempt(s)" in shown
+        today = time.strftime("%Y-%m-%d", time.gmtime())
+        daily = pantau("uptime", "report", "--day", today, "--inventory", str(inv), "--db", str(db), "--csv").stdout
+        assert daily.splitlines()[0].startswith("scope,id,agency,availability_percent")
+        assert any(line.startswith("device,rtr,") for line in daily.splitlines())
         report = json.loads(pantau("uptime", "report", "--inventory", str(inv), "--db", str(db), "--json").stdout)
         rtr = next(r for r in report["rows"] if r["id"] == "rtr")
         assert rtr["outages"] == 1 and rtr["down_s"] > 5 and rtr["availability_percent"] < 100
