@@ -242,9 +242,10 @@ async def _backups(cfg: ServiceConfig, inv: Inventory, stop: asyncio.Event) -> N
     store = StateStore(cfg.db)
     svc = BackupService(store, inv, Secrets(secrets_path(cfg.inventory, inv)), workdir=cfg.db.parent / "backup-drills")
     try:
+        seen: dict[tuple[str, str], str] = {}
         while not stop.is_set():
             try:
-                await asyncio.to_thread(_backup_pass, svc)
+                await asyncio.to_thread(_backup_pass, svc, seen)
             except Exception:  # a bug in one pass must not end backup verification for good
                 log.exception("the backup pass failed; the next one runs in %.0f s", cfg.backup_every_s)
             with contextlib.suppress(TimeoutError):
@@ -253,7 +254,8 @@ async def _backups(cfg: ServiceConfig, inv: Inventory, stop: asyncio.Event) -> N
         store.close()
 
 
-def _backup_pass(svc: BackupService) -> None:
+def _backup_pass(svc: BackupService, seen: dict[tuple[str, str], str]) -> None:
+    """One pass; a site's verdict is logged when it changes, not at every pass."""
     t0 = time.monotonic()
     pols = svc.policies()
     for p in pols:
@@ -266,8 +268,13 @@ def _backup_pass(svc: BackupService) -> None:
         log.error("backup verification could not run: %s", exc)
         return
     bad = [v for v in verdicts if v.verdict != "ok"]
-    for v in bad:
-        log.warning("backup %s at %s: %s", v.agency, v.site, "; ".join(f.message for f in v.findings[:2]))
+    for v in verdicts:
+        if seen.get((v.agency, v.site)) != v.verdict:
+            seen[(v.agency, v.site)] = v.verdict
+            if v.verdict == "ok":
+                log.info("backup %s at %s: ok", v.agency, v.site)
+            else:
+                log.warning("backup %s at %s: %s", v.agency, v.site, "; ".join(f.message for f in v.findings[:2]))
     log.info("backups verified: %d site(s), %d not ok, in %.1f s", len(verdicts), len(bad), time.monotonic() - t0)
 
 
