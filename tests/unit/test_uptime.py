@@ -156,3 +156,31 @@ def test_router_down_is_one_root_incident_with_its_server_attached_and_figures_a
     # the agency: the server's unplanned downtime (its own window is planned for the agency too)
     assert agency.down_s == 350 and agency.ratio == pytest.approx(1 - 350 / 1000)
     store.close()
+
+
+def test_a_flapping_problem_reopens_its_incident_and_a_blip_is_never_announced(tmp_path: Path) -> None:
+    from noc.incidents import open_incident, resolve_incident
+    from noc.inventory import Secrets
+    from noc.notify import Notifier
+
+    clock = Clock()
+    t0 = clock.t
+    inv = parse_inventory(CITY + '[[notify]]\nid = "hook"\nkind = "webhook"\nurl = "http://127.0.0.1:9/x"\n')
+    store = StateStore(tmp_path / "noc.sqlite", clock=clock)
+    store.sync_inventory(inv)
+    notifier = Notifier(store, inv, Secrets(environ={}), hold_s=60)
+    with store.tx() as c:  # down for 20 s: a blip
+        assert open_incident(c, t0, "down:rtr", "device_down", "rtr is down", device="rtr")
+        assert not open_incident(c, t0 + 5, "down:rtr", "device_down", "rtr is down", device="rtr")  # deduplicated
+        resolve_incident(c, t0 + 20, "down:rtr")
+    clock.t = t0 + 100
+    assert notifier.plan() == 0, "a blip shorter than the hold time pages nobody"
+    with store.tx() as c:  # back within the flap window: the same incident, reopened
+        open_incident(c, t0 + 200, "down:rtr", "device_down", "rtr is down again", device="rtr")
+    rows = listing(store.conn, include_resolved=True)
+    assert len(rows) == 1 and rows[0]["flaps"] == 1 and rows[0]["resolved_at"] is None
+    assert [e["action"] for e in get(store.conn, rows[0]["id"])["log"]] == ["opened", "resolved", "reopened"]
+    clock.t = t0 + 300
+    assert notifier.plan() == 1  # still open after the hold: announced once
+    assert notifier.plan() == 0
+    store.close()
