@@ -128,10 +128,16 @@ def agent_user_args() -> list[str]:
 
 def start_agent(agent_id: str, noc_url: str, token_file: Path, spool: Path, log: Path, *, interval: float,
                 extra: list[str] | None = None, netns: str | None = None) -> subprocess.Popen[bytes]:
-    """An agent process; inside network namespace ``netns`` when given (an agency host behind a router)."""
+    """An agent process; inside network namespace ``netns`` when given (an agency host behind a router).
+
+    Its backup results wait beside its spool (``backup-results``), never in the host's own
+    /var/lib/pantau-agent, unless ``extra`` names another place."""
+    extra = list(extra or [])
+    if "--backup-results" not in extra:
+        extra += ["--backup-results", str(spool.parent / "backup-results")]
     cmd = [*(["ip", "netns", "exec", netns] if netns else []), *PANTAU, "agent", "run",
            "--noc", noc_url, "--id", agent_id, "--token-file", str(token_file),
-           "--spool", str(spool), "--interval", str(interval), *agent_user_args(), *(extra or [])]
+           "--spool", str(spool), "--interval", str(interval), *agent_user_args(), *extra]
     return subprocess.Popen(cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
 
