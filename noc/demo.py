@@ -28,7 +28,7 @@ from noc.backup_cli import status_table as backup_status_table
 from noc.backups import BackupService
 from noc.bandwidth.ledger import Ledger
 from noc.bw_cli import router_table, show_rows, show_table
-from noc.demo_backups import demo_backup_secrets, prepare
+from noc.demo_backups import agent_job, demo_backup_secrets, prepare
 from noc.incidents import get, listing
 from noc.inventory import Secrets, load_inventory, secrets_path
 from noc.lab import can_build_labs, router_lab
@@ -145,6 +145,20 @@ def _start_demo_snmpd(state: Path, port: int, logs: Path) -> subprocess.Popen[by
                             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
 
 
+def _scheduled_backup(state: Path, home: Path) -> None:
+    """dinkes-srv1's backup timer fires once: `pantau agent backup`, as root like its systemd unit.
+    The result waits beside the agent's spool for its next report; the NOC still reads the
+    repository itself."""
+    job = agent_job(state, tomllib.loads((state / "secrets.toml").read_text()), "dinkes", home)
+    out = subprocess.run([*procs.PANTAU, "agent", "backup", "--job", str(job), "--id", "dinkes-srv1",
+                          "--results", str(home / "backup-results")], capture_output=True, text=True, timeout=300)
+    if out.returncode != 0:
+        click.echo(f"dinkes-srv1's scheduled backup FAILED (exit {out.returncode}): {out.stderr.strip()}")
+        return
+    click.echo(f"dinkes-srv1's backup timer fired (pantau agent backup): {out.stdout.strip()}; its agent reports "
+               "the run, the NOC verifies the repository itself")
+
+
 def run_demo(opt: DemoOptions) -> None:
     state = opt.state_dir.resolve()
     state.mkdir(parents=True, exist_ok=True)
@@ -218,6 +232,8 @@ def run_demo(opt: DemoOptions) -> None:
             agent_procs[d.id] = procs.start_agent(d.id, noc_url, token_file, home / "spool",
                                                   logs / f"agent-{d.id}.log", interval=opt.interval)
             children.append(agent_procs[d.id])
+        if opt.inventory is None and inv.backup_policies and "dinkes-srv1" in agent_procs:
+            _scheduled_backup(state, state / "agents" / "dinkes-srv1")
         who = procs.agent_user_args()
         click.echo(f"started {len(agents)} agent(s) every {opt.interval:.0f}s "
                    f"({'as user nobody' if who[:1] == ['--user'] else 'as the current user'}); Ctrl-C stops the demo")

@@ -4,6 +4,9 @@
 * disdik — its last backup ran three days ago (the schedule stopped): *late* at both sites;
 * bappeda — backed up and copied, then one byte of a Pusat Data pack file flips: *corrupt* at the
   Pusat Data after the NOC's first integrity check, while its DR copy stays *ok*.
+
+dinkes-srv1 also gets the job file its backup timer runs (:func:`agent_job`), so the demo can run one
+scheduled backup the way an agency server does and its agent can report it.
 """
 
 from __future__ import annotations
@@ -60,6 +63,22 @@ def prepare(state: Path, passwords: dict[str, str], restic: Restic | None = None
             check_cycle = 1
             """)
     return toml
+
+
+def agent_job(state: Path, passwords: dict[str, str], agency: str, home: Path) -> Path:
+    """The backup job file (and its mode-600 password file) of ``agency``'s server, as the Ansible
+    role writes them; for `pantau agent backup --job`."""
+    home.mkdir(parents=True, exist_ok=True)
+    pw = home / "backup.pass"
+    pw.unlink(missing_ok=True)
+    fd = os.open(pw, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(passwords[f"backup-{agency}"] + "\n")
+    job = home / "backup.toml"
+    root = state / "backup"
+    job.write_text(f'repo = "{root / "pusat-data" / agency}"\npassword_file = "{pw}"\n'
+                   f'paths = ["{root / "source" / agency}"]\nretention = {{ daily = 7, weekly = 4, monthly = 6 }}\n')
+    return job
 
 
 def _sample_files(where: Path, agency: str) -> None:

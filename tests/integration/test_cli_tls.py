@@ -1,4 +1,4 @@
-"""The CLI as an operator uses it, TLS between agent and NOC, and the README's main job."""
+"""The CLI as an operator uses it, TLS between agent and NOC, and the agent's minimal install."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from noc.procs import agent_user_args, free_port
 from tests.conftest import CITY, pantau, wait_for
 
 pytestmark = pytest.mark.integration
@@ -82,47 +81,6 @@ def test_the_agent_refuses_root_without_a_user(tmp_path: Path) -> None:
     out = pantau("agent", "run", "--noc", "http://127.0.0.1:9", "--id", "x", "--token-file", str(tf),
                  "--spool", str(tmp_path / "s"), check=False)
     assert out.returncode == 2 and "should not run as root" in out.stderr
-
-
-def test_demo_main_job_runs_and_shows_status(world_tmp: Path) -> None:
-    port = free_port()
-    out = pantau("demo", "--state-dir", str(world_tmp / "demo"), "--port", str(port), "--interval", "2",
-                 "--duration", "56")  # the first backup pass (~20 s) and the outage's consequences (~45 s)
-    assert "started 3 agent(s)" in out.stdout
-    assert "dinkes-srv1" in out.stdout and "LAST SEEN" in out.stdout
-    assert out.stdout.count(" ok") >= 3, out.stdout
-    assert "the division of the uplink" in out.stdout
-    assert "reallocating: 50 Mbit/s" in out.stdout
-    assert "dinkes: guaranteed down 300.0 Mbit/s -> 350.0 Mbit/s" in out.stdout
-    if os.geteuid() == 0:  # the edge router lives in network namespaces
-        edge = next(line for line in out.stdout.rsplit("== shaping routers", 1)[-1].splitlines()
-                    if line.startswith("edge-rtr"))
-        assert "in sync" in edge and "verified" in edge, edge
-    last = out.stdout.rsplit("== Kota Demo", 1)[-1]
-    assert "core-rtr" in last and "disdik-sw1" in last
-    assert "unreachable: no SNMP answer" in last, "the switched-off switch reads as unreachable"
-    rtr = [line.rstrip() for line in out.stdout.splitlines() if line.startswith("(dinas)  core-rtr")]
-    assert any(line.endswith(" ok") for line in rtr), rtr  # SNMPv3 answers before the scripted outage
-    # the outage: one root incident for the core router, bappeda-srv1's silence attached to it
-    assert "== outage: the core router (core-rtr) loses power" in out.stdout
-    incidents = out.stdout.rsplit("== incidents for the service desk", 1)[-1].split("\n== ", 1)[0]
-    root = next(line for line in incidents.splitlines() if "core-rtr is down" in line)
-    root_id = root.split()[0]
-    attached = [line for line in incidents.splitlines() if f"->{root_id}" in line]
-    assert any("bappeda-srv1" in line and "device_down" in line for line in attached), incidents
-    assert not any("found damage" in line for line in attached), "a corrupt pack is no consequence of an outage"
-    noc_log = (world_tmp / "demo" / "logs" / "noc.log").read_text()
-    polls = [ln for ln in noc_log.splitlines() if "disdik-sw1 (127.0.0.1" in ln and "pantau.incidents" not in ln]
-    assert len(polls) == 1, "a dead device is logged once, not at every poll (and once as its incident)"
-    assert "VictoriaMetrics at http://127.0.0.1:" in out.stdout
-    if agent_user_args()[:1] == ["--user"]:
-        assert "as user nobody" in out.stdout
-    # backups: real repositories, judged by the NOC itself — good, late, broken
-    backups = out.stdout.rsplit("== backups, verified by the NOC", 1)[-1]
-    verdicts = {(p[0], p[1], p[3]) for p in map(str.split, backups.splitlines())
-                if p[:1] in (["dinkes"], ["disdik"], ["bappeda"])}
-    assert {("dinkes", "Pusat", "ok"), ("disdik", "Pusat", "LATE"), ("disdik", "DR", "LATE"),
-            ("bappeda", "Pusat", "CORRUPT"), ("bappeda", "DR", "ok")} <= verdicts, backups
 
 
 def test_agent_installs_and_runs_without_the_noc_dependencies(tmp_path: Path) -> None:

@@ -4,39 +4,21 @@ and returns series carrying the labels its legend uses: a renamed metric or labe
 from __future__ import annotations
 
 import time
-import urllib.parse
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from backup.restic import Repo, Restic
-from dashboards.catalog import ALL
-from noc import procs
 from noc.bandwidth.reconcile import RouterReport, record
 from noc.bandwidth.watchdog import Breach
 from noc.procs import free_udp_port
 from noc.state import StateStore
 from tests.backups import PASSWORDS, policy_toml, write_files
 from tests.conftest import CITY, VM, pantau, wait_for
+from tests.dashboard_queries import run_every_panel, total_queries
 
 pytestmark = pytest.mark.integration
-
-
-def _values(vm: VM, query: str) -> list[str]:
-    """Resolve a Grafana label_values(selector, label) variable query against the store."""
-    selector, label = query[len("label_values("):-1].rsplit(",", 1)
-    q = urllib.parse.urlencode({"match[]": selector.strip()})
-    data = procs.http_json(f"{vm.url}/api/v1/label/{label.strip()}/values?{q}")
-    return list(data["data"])  # type: ignore[index]
-
-
-def _range(vm: VM, expr: str) -> list[dict[str, Any]]:
-    # as Grafana asks it for the last 15 minutes; a 5 s step so the seconds-old test data is inside
-    now = time.time()
-    q = urllib.parse.urlencode({"query": expr, "start": now - 900, "end": now + 10, "step": 5})
-    data = procs.http_json(f"{vm.url}/api/v1/query_range?{q}")
-    return data["data"]["result"]  # type: ignore[index,no-any-return]
 
 
 def test_every_panel_returns_series_with_its_legend_labels(vm: VM, noc_factory: Any, world_tmp: Path,
@@ -87,21 +69,8 @@ snmp = {{ version = "2c", community = "env:PT_X", port = {dead_port}, interval =
                                                 'pantau_breach_measured_bps', 'pantau_device_sla_up',
                                                 'pantau_incidents_open')),
              30, "agent, SNMP, allocation, backup, shaping and breach data searchable")
-    checked = 0
-    for spec in ALL:
-        values = _values(vm, spec.variable_query)
-        assert values, f"{spec.uid}: the ${spec.variable} variable lists no values"
-        for panel in spec.panels:
-            for q in panel.queries:
-                hits = []
-                for v in values:
-                    series = _range(vm, q.expr.replace(f"${spec.variable}", v).replace("$__range", "15m"))
-                    if series:
-                        hits = series
-                        break
-                assert hits, f"{spec.uid} / {panel.title}: {q.expr} returns nothing for any of {values}"
-                for s in hits:
-                    missing = q.legend_labels - set(s["metric"])
-                    assert not missing, f"{spec.uid} / {panel.title}: legend needs {missing}, series has {s['metric']}"
-                checked += 1
-    assert checked == sum(len(p.queries) for s in ALL for p in s.panels)
+    run = run_every_panel(vm.url)
+    assert not run.no_values, f"template variables that list no values: {run.no_values}"
+    assert not run.empty, "panels that return nothing:\n" + "\n".join(run.empty)
+    assert not run.legend, "\n".join(run.legend)
+    assert run.checked == total_queries()
