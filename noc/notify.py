@@ -4,9 +4,11 @@ The planner turns incident changes into ``notifications`` rows, one per channel 
 an incident is announced once it has stayed open for the hold time (a blip is never paged), and
 only if it is a root (attached consequences are told inside their root's message, not on their
 own, and stay attached for a grace period after the root resolves, so they can clear by
-themselves); its resolution is announced if its opening was. Channels follow ``[[notify]]`` in the
-inventory: a channel serves every incident ("*") or some agencies', and an e-mail channel can
-write to the incident's agency's own admin. The sender delivers due rows — JSON webhook, Telegram
+themselves); its resolution is announced if its opening was — for a flapping incident only once
+it has stayed resolved for the flap window (or an operator resolved it), so a problem swinging up
+and down pages twice, not at every swing. Channels follow ``[[notify]]`` in the inventory: a
+channel serves every incident ("*") or some agencies', and an e-mail channel can write to the
+incident's agency's own admin. The sender delivers due rows — JSON webhook, Telegram
 bot API, SMTP — and on failure retries with backoff (30 s, 2 min, 10 min, 30 min) before recording
 the delivery as failed; a receiver that is down loses nothing while it retries.
 """
@@ -25,7 +27,7 @@ from email.message import EmailMessage
 from typing import Any
 
 from core.errors import PantauError
-from noc.incidents import COLUMNS, detach_orphans
+from noc.incidents import COLUMNS, FLAP_WINDOW_S, detach_orphans
 from noc.inventory import Secrets
 from noc.model import Inventory, NotifyChannel
 from noc.state import StateStore
@@ -62,8 +64,11 @@ class Notifier:
         queued = 0
         with self.store.tx() as c:
             detach_orphans(c, now, grace_s=self.attach_grace_s)
+            # a flapping incident's resolution waits until it has stayed resolved for the flap window
+            # (unless an operator resolved it): a problem going up and down does not page at every swing
             done = c.execute("SELECT id, agency FROM incidents WHERE resolved_at IS NOT NULL AND notify_state=1 "
-                             "ORDER BY resolved_at").fetchall()
+                             "AND (flaps = 0 OR resolved_by != 'pantau' OR resolved_at <= ?) ORDER BY resolved_at",
+                             (now - FLAP_WINDOW_S,)).fetchall()
             for iid, agency in done:
                 queued += self._queue(c, iid, agency, "resolved", now)
                 c.execute("UPDATE incidents SET notify_state=2 WHERE id=?", (iid,))
@@ -134,6 +139,8 @@ class Notifier:
         attached = [r[0] for r in c.execute("SELECT summary FROM incidents WHERE parent_id=? ORDER BY id", (iid,))]
         head = "RESOLVED" if event == "resolved" else "OPEN"
         text = f"[pantau {self.city}] {head} #{iid} {inc['category']}: {inc['summary']}"
+        if inc["flaps"]:
+            text += f" (flapping: back {inc['flaps']} time(s) within {FLAP_WINDOW_S / 60:.0f} min of clearing)"
         if event == "resolved":
             text += f" — resolved {when(inc['resolved_at'])} by {inc['resolved_by'] or 'pantau'}"
         if attached:

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from noc.availability import AvailabilityWatcher, report
-from noc.incidents import acknowledge, get, listing
+from noc.incidents import acknowledge, get, listing, resolve_by_operator
 from noc.inventory import parse_inventory
 from noc.state import StateStore
 from noc.uptime import availability, month_bounds, subtract, union
@@ -158,7 +158,7 @@ def test_router_down_is_one_root_incident_with_its_server_attached_and_figures_a
     store.close()
 
 
-def test_a_flapping_problem_reopens_its_incident_and_a_blip_is_never_announced(tmp_path: Path) -> None:
+def test_flapping_reopens_the_incident_a_blip_pages_nobody_nor_does_each_swing(tmp_path: Path) -> None:
     from noc.incidents import open_incident, resolve_incident
     from noc.inventory import Secrets
     from noc.notify import Notifier
@@ -183,4 +183,38 @@ def test_a_flapping_problem_reopens_its_incident_and_a_blip_is_never_announced(t
     clock.t = t0 + 300
     assert notifier.plan() == 1  # still open after the hold: announced once
     assert notifier.plan() == 0
+    msg = notifier._message(rows[0]["id"], "opened")["text"]
+    assert "flapping: back 1 time(s) within 10 min of clearing" in msg, msg
+    # it keeps swinging: every swing is logged, but nobody is paged again until it stays resolved
+    t = t0 + 300
+    for _ in range(4):
+        with store.tx() as c:
+            resolve_incident(c, t + 30, "down:rtr")
+            open_incident(c, t + 90, "down:rtr", "device_down", "rtr is down again", device="rtr")
+        t += 120
+        clock.t = t
+        assert notifier.plan() == 0, "a swing of an announced, flapping incident pages nobody"
+    with store.tx() as c:
+        resolve_incident(c, t, "down:rtr")
+    clock.t = t + 300
+    assert notifier.plan() == 0, "resolved, but not yet stable for the flap window"
+    clock.t = t + 601
+    assert notifier.plan() == 1, "stable for the flap window: the resolution is announced once"
+    assert notifier.plan() == 0
+    events = [r[0] for r in store.conn.execute("SELECT event FROM notifications ORDER BY id")]
+    assert events == ["opened", "resolved"]
+    assert get(store.conn, rows[0]["id"])["flaps"] == 5
+    # an operator who resolves a flapping incident is announced at once
+    t = clock.t + 1000
+    with store.tx() as c:
+        open_incident(c, t, "down:sw", "device_down", "sw is down", device="sw")
+        resolve_incident(c, t + 100, "down:sw")
+        open_incident(c, t + 110, "down:sw", "device_down", "sw is down again", device="sw")
+    clock.t = t + 200
+    assert notifier.plan() == 1
+    sw = next(r for r in listing(store.conn) if r["device"] == "sw")
+    with store.tx() as c:
+        resolve_by_operator(c, t + 210, sw["id"], "ani", "replaced the power supply")
+    clock.t = t + 220
+    assert notifier.plan() == 1
     store.close()
