@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -46,6 +47,11 @@ def test_demo_main_job_runs_and_shows_status(demo: Demo) -> None:
     out = demo.out
     assert "started 3 agent(s)" in out.stdout
     assert "dinkes-srv1's backup timer fired (pantau agent backup): dinkes-srv1: snapshot " in out.stdout
+    db = sqlite3.connect(demo.state / "noc.sqlite")
+    claims = db.execute("SELECT agency, ok, snapshot_id FROM backup_runs "
+                        "WHERE reported_by = 'agent:dinkes-srv1'").fetchall()
+    db.close()
+    assert len(claims) == 1 and claims[0][:2] == ("dinkes", 1), f"the agent's report of its run, once: {claims}"
     assert "dinkes-srv1" in out.stdout and "LAST SEEN" in out.stdout
     assert out.stdout.count(" ok") >= 3, out.stdout
     assert "the division of the uplink" in out.stdout
