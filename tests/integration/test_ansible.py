@@ -1,4 +1,4 @@
-"""The Ansible roles: lint (production profile), syntax, and a real run of the agent role.
+"""The Ansible roles: lint (production profile), syntax, and real runs of the agent and NOC roles.
 
 The agent role runs over SSH against OpenSSH in a network namespace, with every path under a
 scratch root and systemd management off; the wheel is built from this checkout and its
@@ -74,15 +74,28 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
+@pytest.fixture(scope="module")
+def noc_wheels(wheels: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The agent's wheels plus everything the NOC's extra (``pantau[noc]``) pulls in."""
+    d = tmp_path_factory.mktemp("noc-wheels")
+    for w in wheels.iterdir():
+        shutil.copy(w, d)
+    wheel = next(d.glob("pantau-*.whl"))
+    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "-d", str(d), f"{wheel}[noc]"],
+                   check=True, capture_output=True, timeout=900)
+    return d
+
+
 @pytest.fixture
 def host(world_tmp: Path) -> Iterator[SftpHost]:
     with sftp_host(world_tmp, 195) as h:
         yield h
 
 
-def _run_playbook(inv: Path, vault_pw: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+def _run_playbook(inv: Path, vault_pw: Path, *extra: str, playbook: str = "agent.yml"
+                  ) -> subprocess.CompletedProcess[str]:
     return subprocess.run([_tool("ansible-playbook"), "-i", str(inv), "--vault-password-file", str(vault_pw),
-                           str(ANSIBLE / "playbooks" / "agent.yml"), *extra],
+                           str(ANSIBLE / "playbooks" / playbook), *extra],
                           capture_output=True, text=True, env=_env(), timeout=900)
 
 
@@ -209,6 +222,96 @@ def test_agent_role_deploys_idempotently_and_the_agent_reports(host: SftpHost, w
             agent.terminate()
             agent.wait(timeout=20)
         procs.stop(noc)
+
+
+def test_noc_role_deploys_idempotently_and_the_noc_it_installed_serves(host: SftpHost, noc_wheels: Path,
+                                                                        world_tmp: Path) -> None:
+    target = world_tmp / "noc-root"  # the deployment's "/" on the test host
+    target.mkdir(mode=0o755)
+    wheel = next(noc_wheels.glob("pantau-*.whl"))
+    city = world_tmp / "city.toml"
+    city.write_text(CITY)
+    secret_line = 'telegram-bot = "123456:rahasia-bot-kota"'
+    vault_pw = world_tmp / "vault.pass"
+    vault_pw.write_text("sandi-vault\n")
+    vault_pw.chmod(0o600)
+    group_vars = world_tmp / "group_vars" / "pantau_noc"
+    group_vars.mkdir(parents=True)
+    (group_vars / "vault.yml").write_text(f"vault_noc_secrets: '{secret_line}'\n")
+    subprocess.run([_tool("ansible-vault"), "encrypt", "--vault-password-file", str(vault_pw),
+                    str(group_vars / "vault.yml")], check=True, capture_output=True, env=_env(), timeout=120)
+    inv = world_tmp / "inventory.yml"
+    inv.write_text(textwrap.dedent(f"""\
+        all:
+          children:
+            pantau_noc:
+              hosts:
+                noc:
+                  ansible_host: {host.address}
+                  ansible_user: root
+                  ansible_ssh_private_key_file: {host.key_file}
+                  ansible_python_interpreter: /usr/bin/python3.11
+                  pantau_noc_root: {target}
+                  pantau_noc_create_user: false
+                  pantau_noc_user: nobody
+                  pantau_noc_group: nogroup
+                  pantau_noc_manage_service: false
+                  pantau_noc_install_packages: false
+                  pantau_noc_python: /usr/bin/python3.11
+                  pantau_noc_version: "0.1.0"
+                  pantau_noc_package: "{wheel}[noc]"
+                  pantau_noc_pip_extra_args: --no-index --find-links {noc_wheels}
+                  pantau_noc_inventory_file: {city}
+                  pantau_noc_secrets: "{{{{ vault_noc_secrets }}}}"
+                  pantau_noc_listen: 127.0.0.1
+        """))
+    first = _run_playbook(inv, vault_pw, "-v", playbook="noc.yml")
+    assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-2000:]
+    assert _recap(first.stdout)["failed"] == 0 and _recap(first.stdout)["changed"] > 0
+    second = _run_playbook(inv, vault_pw, playbook="noc.yml")
+    assert second.returncode == 0, second.stdout[-4000:]
+    assert _recap(second.stdout)["changed"] == 0, f"the second run changed something:\n{second.stdout[-4000:]}"
+    for out in (first, second):
+        assert "rahasia-bot-kota" not in out.stdout + out.stderr
+
+    etc, state = target / "etc" / "pantau", target / "var" / "lib" / "pantau"
+    secrets = etc / "secrets.toml"
+    assert secrets.read_text().strip() == secret_line
+    assert secrets.stat().st_mode & 0o777 == 0o600 and secrets.stat().st_uid == _uid("nobody")
+    assert (etc / "city.toml").read_text() == city.read_text() and (etc / "city.toml").stat().st_mode & 0o007 == 0
+    assert state.stat().st_uid == _uid("nobody") and state.stat().st_mode & 0o777 == 0o750
+    # the Grafana provisioning files, built by the installed pantau
+    grafana = state / "grafana"
+    assert sorted(p.name for p in (grafana / "dashboards").glob("*.json")) == [
+        "pantau-agency.json", "pantau-backups.json", "pantau-devices.json", "pantau-overview.json",
+        "pantau-uptime.json"]
+    assert "http://127.0.0.1:8428" in (grafana / "provisioning" / "datasources" / "pantau.yaml").read_text()
+    units = target / "etc" / "systemd" / "system"
+    unit = (units / "pantau-noc.service").read_text()
+    for hardening in ("NoNewPrivileges=yes", "ProtectSystem=strict", "User=nobody", f"ReadWritePaths={state}"):
+        assert hardening in unit
+
+    # start the NOC exactly as its unit would (as its user, in its working directory) and ask its health
+    exec_start = next(ln.split("=", 1)[1] for ln in unit.splitlines() if ln.startswith("ExecStart="))
+    port = procs.free_port()
+    cmd = shlex.split(exec_start.replace("--port 8470", f"--port {port}"))
+    log = (world_tmp / "deployed-noc.log").open("wb")
+    noc = subprocess.Popen(["runuser", "-u", "nobody", "--", *cmd], cwd=state, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        procs.wait_until(lambda: procs.http_ok(f"http://127.0.0.1:{port}/healthz"), 60, "the deployed NOC", noc)
+    finally:
+        procs.stop(noc)
+    assert (state / "noc.sqlite").stat().st_uid == _uid("nobody")
+    # the state backup, as its timer runs it (systemd's %% is a single %)
+    backup_unit = (units / "pantau-state-backup.service").read_text()
+    backup_cmd = next(ln.split("=", 1)[1] for ln in backup_unit.splitlines() if ln.startswith("ExecStart="))
+    subprocess.run(["runuser", "-u", "nobody", "--", *shlex.split(backup_cmd.replace("%%", "%"))], check=True,
+                   timeout=60)
+    copies = list((state / "state-backups").glob("noc-*.sqlite"))
+    assert len(copies) == 1
+    with sqlite3.connect(copies[0]) as c:
+        assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert c.execute("SELECT count(*) FROM devices").fetchone()[0] > 0, "the copy holds the NOC's state"
 
 
 def _uid(user: str) -> int:
