@@ -61,17 +61,28 @@ class Repo:
         return shlex.join([*cmd, user_host, "-s", "sftp"])
 
 
-_SFTP_URL = re.compile(r"^sftp://(?P<uh>[^/:]+(?:@[^/:]+)?)(?::(?P<port>\d+))?/")
-_SFTP_SHORT = re.compile(r"^sftp:(?P<uh>[^/:]+(?:@[^/:]+)?):")
+_SFTP_URL = re.compile(r"^sftp://(?:(?P<user>[^@/]+)@)?(?P<host>[^/:]+)(?::(?P<port>\d+))?/(?P<path>.*)$")
+_SFTP_SHORT = re.compile(r"^sftp:(?:(?P<user>[^@/:]+)@)?(?P<host>[^/:]+):(?P<path>.*)$")
+
+
+def sftp_parts(location: str) -> tuple[str | None, str, int | None, str] | None:
+    """(user, host, port, path) of an sftp: location as restic reads it, None for other backends.
+
+    ``sftp://host//abs`` is an absolute path and ``sftp://host/rel`` one relative to the login's home."""
+    m = _SFTP_URL.match(location) or _SFTP_SHORT.match(location)
+    if m is None:
+        return None
+    port = m.groupdict().get("port")
+    return m.group("user"), m.group("host"), int(port) if port else None, m.group("path")
 
 
 def sftp_target(location: str) -> tuple[str, int | None] | None:
     """(user@host, port) of an sftp: location, None for any other backend."""
-    m = _SFTP_URL.match(location)
-    if m:
-        return m.group("uh"), int(m.group("port")) if m.group("port") else None
-    m = _SFTP_SHORT.match(location)
-    return (m.group("uh"), None) if m else None
+    parts = sftp_parts(location)
+    if parts is None:
+        return None
+    user, host, port, _ = parts
+    return (f"{user}@{host}" if user else host), port
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ Checks, in order of severity: the repository could not be read (*unknown*, never
 integrity check found damage (*corrupt*); the last restore drill failed (*restore_failed*); no
 snapshot at all (*missing*); the newest snapshot is older than the RPO (*late*); snapshots of the
 Pusat Data are missing at the DR site past the grace period (*incomplete*); the newest snapshot is
-far smaller than the usual ones (*suspect*). A check or drill overdue is a warning on its own.
+far smaller than the usual ones, or its backup ran far faster than theirs did (*suspect*). A check
+or drill overdue is a warning on its own.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class SiteFacts:
     error: str | None = None
     error_reason: str | None = None
     sizes: dict[str, tuple[int, int]] = field(default_factory=dict)  # snapshot id -> (bytes, files)
+    durations: dict[str, float] = field(default_factory=dict)  # snapshot id -> seconds its backup ran
     last_check: CheckFact | None = None
     last_drill: DrillFact | None = None
 
@@ -76,6 +78,8 @@ class SiteVerdict:
 
 SMALL_RATIO = 0.5  # a snapshot under half the usual size (or file count) is suspect
 MIN_HISTORY = 3  # snapshots needed before "usual" means anything
+FAST_RATIO = 0.2  # a backup that ran in under a fifth of the usual time is suspect …
+FAST_MIN_USUAL_S = 60.0  # … when the usual one takes a minute or more (shorter ones vary with cache and clocks)
 
 
 def judge(policy: BackupPolicy, facts: SiteFacts, now: float, pusat_data: SiteFacts | None = None) -> SiteVerdict:
@@ -110,9 +114,9 @@ def judge(policy: BackupPolicy, facts: SiteFacts, now: float, pusat_data: SiteFa
                                                   f"DR site ({', '.join(missing[:5])}); DR trails by "
                                                   f"{format_duration(lag or 0)}"))
     if latest is not None:
-        small = _smaller_than_usual(latest, snaps, facts.sizes)
-        if small:
-            findings.append(Finding("suspect", f"{where}: {small}"))
+        odd = _smaller_than_usual(latest, snaps, facts.sizes) or _faster_than_usual(latest, snaps, facts.durations)
+        if odd:
+            findings.append(Finding("suspect", f"{where}: {odd}"))
     for kind, last, every in (("check_overdue", facts.last_check, policy.verify_every_s),
                               ("drill_overdue", facts.last_drill, policy.drill_every_s)):
         if latest is not None and (last is None or now - last.at > 2 * every):
@@ -177,6 +181,19 @@ def _smaller_than_usual(latest: Snapshot, snaps: tuple[Snapshot, ...], sizes: di
         return (f"the newest snapshot ({latest.short_id}) holds {n} files, under half the usual {usual_n:.0f}; "
                 "a source path may be missing or emptied")
     return ""
+
+
+def _faster_than_usual(latest: Snapshot, snaps: tuple[Snapshot, ...], durations: dict[str, float]) -> str:
+    if latest.id not in durations:
+        return ""
+    prior = [durations[s.id] for s in snaps[:-1] if s.id in durations][-10:]
+    if len(prior) < MIN_HISTORY:
+        return ""
+    took, usual = durations[latest.id], statistics.median(prior)
+    if usual < FAST_MIN_USUAL_S or took >= usual * FAST_RATIO:
+        return ""
+    return (f"the newest snapshot's backup ({latest.short_id}) ran {format_duration(took)}, against a usual "
+            f"{format_duration(usual)}; it may not have read the data (a source unmounted, emptied or left stale)")
 
 
 def _mib(b: float) -> str:

@@ -136,6 +136,8 @@ BACKUP = Measurement(
         "snapshots": "snapshots in the site's repository",
         "dr_lag_seconds": "how far the DR site trails the Pusat Data (DR rows only)",
         "missing_copies": "Pusat Data snapshots not yet at the DR site (DR rows only)",
+        "latest_duration_seconds": "how long the newest snapshot's backup ran, from the repository's own files "
+                                   "(Pusat Data rows only, local and sftp: repositories)",
     },
 )
 

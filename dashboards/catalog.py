@@ -194,6 +194,10 @@ BACKUPS = DashboardSpec(
             f"max by (agency) ({_s(BACKUP, 'dr_lag_seconds')})", "{{agency}}"),)),
         PanelSpec("Snapshots missing at the DR site", "none", (Query(
             f"max by (agency) ({_s(BACKUP, 'missing_copies')})", "{{agency}}"),)),
+        PanelSpec("Backup duration of the newest snapshot", "s", (Query(
+            f"max by (agency) ({_s(BACKUP, 'latest_duration_seconds')})", "{{agency}}"),),
+                  "Measured by the NOC at the Pusat Data (the snapshot file's write time minus the backup's start); "
+                  "a backup far faster than usual is flagged suspect."),
         PanelSpec("Integrity checks: result", "none", (Query(
             f"max by (agency, site) ({_s(CHECK, 'ok')})", "{{agency}} {{site}}"),),
                   "1 when restic check found no damage in the packs it read, 0 when it found some."),

@@ -1,7 +1,8 @@
 """The NOC's side of backups: runs, DR replication, and verification that trusts no agent.
 
 For every policy and both sites the NOC opens the repository itself, lists the snapshots, reads
-their restore sizes once, runs the rotating integrity check and the restore drills when they are
+their restore sizes once (and at the Pusat Data how long each backup ran, from the repository's own
+files), runs the rotating integrity check and the restore drills when they are
 due, and judges (:mod:`backup.verify`). Verdicts are kept with history, written as metrics, and
 open or resolve incidents. restic calls run in a small thread pool; the store is written from the
 calling thread only.
@@ -18,6 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from backup import repofiles
 from backup.drill import DrillResult, compare_sites, run_drill
 from backup.policy import SITE_NAMES, SITES, BackupPolicy
 from backup.restic import CheckResult, Repo, Restic, Snapshot
@@ -46,6 +48,7 @@ class SiteWork:
     check: CheckResult | None = None
     drill: DrillResult | None = None
     new_sizes: tuple[tuple[str, int, int], ...] = ()
+    new_durations: tuple[tuple[str, float], ...] = ()
 
 
 class BackupService:
@@ -119,7 +122,7 @@ class BackupService:
                 do_drill = drill if drill is not None else (last_drill is None or now - last_drill.at
                                                             >= p.drill_every_s)
                 plans.append((p, site, last_check, last_drill, do_check, do_drill,
-                              self._last_subset(p.agency, site), self._known_sizes(p.repo(site)),
+                              self._last_subset(p.agency, site), *self._known_sizes(p.repo(site)),
                               self._drill_count(p.agency)))
         with ThreadPoolExecutor(max_workers=max(1, self.workers)) as pool:
             works = list(pool.map(lambda plan: self._read_site(*plan), plans))
@@ -139,7 +142,7 @@ class BackupService:
 
     def _read_site(self, p: BackupPolicy, site: str, last_check: CheckFact | None, last_drill: DrillFact | None,
                    do_check: bool, do_drill: bool, last_subset: int | None, sizes: dict[str, tuple[int, int]],
-                   drill_no: int) -> SiteWork:
+                   durations: dict[str, float], drill_no: int) -> SiteWork:
         """restic only (no store access): runs in the pool."""
         now = self.clock()
         try:
@@ -151,6 +154,8 @@ class BackupService:
                     b, n = self.restic.stats(repo, s.id)
                     sizes = {**sizes, s.id: (b, n)}
                     new_sizes.append((s.id, b, n))
+            new_durations = self._read_durations(repo, snaps, durations) if site == "pusat_data" else {}
+            durations = {**durations, **new_durations}
             chk = self.restic.check(repo, next_subset(last_subset, p.check_cycle)) if do_check and snaps else None
             dr_res = None
             if do_drill and snaps:
@@ -161,11 +166,22 @@ class BackupService:
             return SiteWork(SiteFacts(site, error=str(exc), error_reason=exc.reason))
         except PantauError as exc:  # e.g. a missing secret: the site cannot be read
             return SiteWork(SiteFacts(site, error=str(exc), error_reason="config"))
-        facts = SiteFacts(site, snaps, sizes=sizes,
+        facts = SiteFacts(site, snaps, sizes=sizes, durations=durations,
                           last_check=CheckFact(now, chk.ok, chk.errors) if chk else last_check,
                           last_drill=DrillFact(now, dr_res.ok, dr_res.restore_s, dr_res.detail) if dr_res
                           else last_drill)
-        return SiteWork(facts, chk, dr_res, tuple(new_sizes))
+        return SiteWork(facts, chk, dr_res, tuple(new_sizes), tuple(new_durations.items()))
+
+    def _read_durations(self, repo: Repo, snaps: tuple[Snapshot, ...], known: dict[str, float]) -> dict[str, float]:
+        """How long the newest original snapshots' backups ran, for those not timed yet; {} if unreadable."""
+        if all(s.id in known for s in snaps[-SIZE_HISTORY:] if s.original is None):
+            return {}
+        try:
+            saved = repofiles.saved_times(repo)
+        except RepoError as exc:  # restic read the repository; only the timing is lost, and said so
+            log.warning("%s; backup durations are not judged this pass", exc)
+            return {}
+        return {k: v for k, v in repofiles.durations(snaps[-SIZE_HISTORY:], saved).items() if k not in known}
 
     # -- the store ------------------------------------------------------------------------------
     def _record(self, p: BackupPolicy, w: SiteWork, v: SiteVerdict, now: float) -> None:
@@ -174,12 +190,15 @@ class BackupService:
         lines = [metrics.line(metrics.BACKUP, tags, {
             "verdict_code": v.code, "age_seconds": v.age_s, "rpo_seconds": p.rpo_s, "snapshots": v.snapshots,
             "dr_lag_seconds": v.lag_s, "missing_copies": len(v.missing_copies) if w.facts.site == "dr" else None,
+            "latest_duration_seconds": w.facts.durations.get(v.latest.id) if v.latest else None,
         }, ts)]
         with self.store.tx() as c:
             repo = p.repo(w.facts.site)
             for sid, b, n in w.new_sizes:
                 c.execute("INSERT OR IGNORE INTO backup_sizes (repo, snapshot_id, bytes, files) VALUES (?,?,?,?)",
                           (repo, sid, b, n))
+            c.executemany("UPDATE backup_sizes SET duration_s=? WHERE repo=? AND snapshot_id=?",
+                          [(d, repo, sid) for sid, d in w.new_durations])
             if w.check is not None:
                 ck = w.check
                 c.execute("INSERT INTO backup_checks (agency, site, repo, at, subset, ok, packs_read, packs_total, "
@@ -232,9 +251,11 @@ class BackupService:
                                     "ORDER BY id DESC LIMIT 1", (agency, site)).fetchone()
         return int(r[0].split("/")[0]) if r else None
 
-    def _known_sizes(self, repo: str) -> dict[str, tuple[int, int]]:
-        return {sid: (b, n) for sid, b, n in self.store.conn.execute(
-            "SELECT snapshot_id, bytes, files FROM backup_sizes WHERE repo=?", (repo,))}
+    def _known_sizes(self, repo: str) -> tuple[dict[str, tuple[int, int]], dict[str, float]]:
+        """(restore sizes, backup durations) already read from this repository, by snapshot id."""
+        rows = self.store.conn.execute("SELECT snapshot_id, bytes, files, duration_s FROM backup_sizes WHERE repo=?",
+                                       (repo,)).fetchall()
+        return {sid: (b, n) for sid, b, n, _ in rows}, {sid: d for sid, _, _, d in rows if d is not None}
 
     def _drill_count(self, agency: str) -> int:
         row = self.store.conn.execute("SELECT count(*) FROM backup_drills WHERE agency=?", (agency,)).fetchone()

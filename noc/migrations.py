@@ -147,4 +147,8 @@ MIGRATIONS: list[str] = [
         DEFAULT 0, next_at REAL NOT NULL, last_error TEXT, sent_at REAL, created_at REAL NOT NULL);
     CREATE INDEX notifications_due ON notifications (status, next_at);
     """,
+    # 6: how long each backup ran, read by the NOC from the Pusat Data repository's own files
+    """
+    ALTER TABLE backup_sizes ADD COLUMN duration_s REAL;
+    """,
 ]

@@ -10,6 +10,7 @@ one read as *unknown*, never OK.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import time
@@ -19,8 +20,10 @@ from typing import Any
 
 import pytest
 
+from backup import repofiles
 from backup.restic import Restic
-from tests.backups import PASSWORDS, BackupCity, backup_city
+from core.errors import RepoUnreachable
+from tests.backups import PASSWORDS, BackupCity, backup_city, write_files
 from tests.conftest import pantau
 
 pytestmark = pytest.mark.integration
@@ -122,6 +125,35 @@ def test_missed_schedule_is_late_once_the_rpo_passes_and_resolves_with_a_fresh_b
     rc, rows = _verify(city, "--no-check", "--no-drill")
     assert rows[("dinkes", "pusat_data")]["verdict"] == "ok" and rows[("dinkes", "dr")]["verdict"] == "ok"
     assert not any(k.startswith("backup:dinkes") for k in _open_incidents(city))
+
+
+def test_a_backup_far_faster_than_usual_is_suspect_measured_from_the_repository(city: BackupCity) -> None:
+    """The NOC times each backup from the repository's own files (snapshot file written − backup start)."""
+    restic, pd = Restic(), city.restic_repo("dinkes", "pusat_data")
+    for night in (3, 2, 1):  # the last three nightly backups; each took 15 minutes to save its snapshot
+        write_files(city.source("dinkes") / "docs", 4, 4096, 10 + night)
+        start = time.time() - night * 86400 + 3600
+        sid = restic.backup(pd, [str(city.source("dinkes"))], host="srv-a", at=start).snapshot_id
+        (saved,) = (city.repo("dinkes", "pusat_data") / "snapshots").glob(f"{sid}*")  # the summary has a short id
+        os.utime(saved, (start + 900, start + 900))
+    rc, rows = _verify(city, "dinkes", "--no-check", "--no-drill")
+    assert rows[("dinkes", "pusat_data")]["verdict"] == "ok", rows[("dinkes", "pusat_data")]["findings"]
+
+    pantau("backup", "run", "dinkes", *_args(city))  # tonight's ran in seconds: nothing read, or stale?
+    rc, rows = _verify(city, "dinkes", "--no-check", "--no-drill")
+    assert rc == 10
+    pd_row = rows[("dinkes", "pusat_data")]
+    assert pd_row["verdict"] == "suspect", pd_row
+    msg = pd_row["findings"][0]["message"]
+    assert "dinkes at the Pusat Data: the newest snapshot's backup" in msg and "against a usual 15m" in msg, msg
+    assert "backup:dinkes:pusat_data:suspect" in _open_incidents(city)
+    with sqlite3.connect(city.db) as c:
+        timed = [d for (d,) in c.execute("SELECT duration_s FROM backup_sizes WHERE repo=? ORDER BY duration_s",
+                                         (str(city.repo("dinkes", "pusat_data")),))]
+        lines = [ln for (ln,) in c.execute("SELECT line FROM outbox WHERE line LIKE 'pantau_backup,%'")]
+    assert len(timed) == 4 and timed[0] < 60 and all(899 < d < 960 for d in timed[1:]), timed
+    latest = [ln for ln in lines if "site=pusat_data" in ln][-1]
+    assert f"latest_duration_seconds={timed[0]}" in latest
 
 
 def _backup_all_but(city: BackupCity, skip: str) -> None:
@@ -247,7 +279,21 @@ def test_dr_over_sftp_replicates_checks_drills_and_reads_unknown_when_the_host_i
             drill = pantau("backup", "drill", "dinkes", *_args(city), "--workdir", str(city.root / "drills"))
             assert "dinkes at the DR site: ok — 3 file(s)" in drill.stdout and "RTO" not in drill.stderr
 
+            # when each snapshot was saved, listed over sftp (paramiko) as the host's own filesystem has it
+            dr_repo = Repo(location, PASSWORDS["pw-dinkes-dr"], str(host.key_file), str(host.known_hosts))
+            on_host = {f.name: f.stat().st_mtime for f in (tmp_path / "sftp-dr" / "dinkes" / "snapshots").iterdir()}
+            listed = repofiles.saved_times(dr_repo)
+            assert listed.keys() == on_host.keys() and len(listed) == 1
+            assert all(abs(listed[k] - on_host[k]) < 1 for k in listed), (listed, on_host)
+            stranger = tmp_path / "empty_known_hosts"
+            stranger.write_text("")
+            refused = r"could not be listed over sftp: Server .* not found in known_hosts"
+            with pytest.raises(RepoUnreachable, match=refused):
+                repofiles.saved_times(Repo(location, "-", str(host.key_file), str(stranger)))
+
             host.stop()
+            with pytest.raises(RepoUnreachable, match=f"repository {location}: its files could not be listed"):
+                repofiles.saved_times(dr_repo, timeout_s=5)
             rc, rows = _verify(city, "dinkes", "--no-check", "--no-drill")
             assert rc == 10
             dr = rows[("dinkes", "dr")]

@@ -10,7 +10,18 @@ from hypothesis import strategies as st
 
 from backup.drill import DrillResult, SampleFile, compare_sites, pick_samples
 from backup.policy import BackupPolicy
-from backup.restic import Node, Repo, Snapshot, classify, parse_backup_output, parse_check, parse_time, sftp_target
+from backup.repofiles import durations, local_path
+from backup.restic import (
+    Node,
+    Repo,
+    Snapshot,
+    classify,
+    parse_backup_output,
+    parse_check,
+    parse_time,
+    sftp_parts,
+    sftp_target,
+)
 from backup.verify import CheckFact, DrillFact, SiteFacts, judge, kept, next_subset, parity
 from core.errors import RepoAuthError, RepoLocked, RepoMissing, RepoUnreachable
 from core.secrets import SecretRef
@@ -93,6 +104,39 @@ def test_smaller_than_usual_snapshot_is_suspect() -> None:
     sizes = {s.id: (100_000_000, 1000) for s in snaps[:-1]} | {snaps[-1].id: (10_000_000, 950)}
     v = judge(policy(), fresh("pusat_data", snaps, sizes=sizes), NOW)
     assert v.verdict == "suspect" and "under half the usual" in v.findings[0].message
+
+
+def test_backup_far_faster_than_usual_is_suspect_but_short_backups_are_not_judged() -> None:
+    snaps = tuple(snap(i, NOW - (5 - i) * 3600) for i in range(5))
+    usual = {s.id: 1200.0 + 10 * i for i, s in enumerate(snaps[:-1])}  # about 20 minutes each
+    v = judge(policy(), fresh("pusat_data", snaps, durations=usual | {snaps[-1].id: 40.0}), NOW)
+    assert v.verdict == "suspect"
+    assert "ran 40s, against a usual 20m 15s" in v.findings[0].message and "may not have read" in v.findings[0].message
+    # a fifth of the usual time or more is fine; so is anything when the usual backup takes under a minute
+    assert judge(policy(), fresh("pusat_data", snaps, durations=usual | {snaps[-1].id: 250.0}), NOW).verdict == "ok"
+    quick = {s.id: 30.0 for s in snaps[:-1]} | {snaps[-1].id: 1.0}
+    assert judge(policy(), fresh("pusat_data", snaps, durations=quick), NOW).verdict == "ok"
+    # too little history to know what is usual
+    few = {snaps[-2].id: 1200.0, snaps[-3].id: 1200.0, snaps[-1].id: 1.0}
+    assert judge(policy(), fresh("pusat_data", snaps, durations=few), NOW).verdict == "ok"
+
+
+def test_durations_come_from_when_the_snapshot_file_was_written_originals_only() -> None:
+    a, b = snap(1, NOW - 600), snap(2, NOW - 300)
+    c = copy_of(a, 3)
+    saved = {a.id: NOW - 300, b.id: NOW - 301, c.id: NOW}  # b: the repository host's clock runs behind
+    assert durations((a, b, c), saved) == {a.id: 300.0, b.id: 0.0}
+    assert durations((a,), {}) == {}
+
+
+def test_repository_locations_by_backend() -> None:
+    assert sftp_parts("sftp:backup@dr.kota.go.id:/srv/restic/dinkes") == ("backup", "dr.kota.go.id", None,
+                                                                          "/srv/restic/dinkes")
+    assert sftp_parts("sftp://dr:2222//srv/x") == (None, "dr", 2222, "/srv/x")
+    assert sftp_parts("sftp://backup@dr/rel/x") == ("backup", "dr", None, "rel/x")
+    assert sftp_parts("/srv/x") is None and sftp_parts("rest:http://dr:8000/") is None
+    assert str(local_path("/srv/x")) == "/srv/x" and str(local_path("local:/srv/x")) == "/srv/x"
+    assert local_path("sftp:h:/x") is None and local_path("s3:s3.amazonaws.com/bucket") is None
 
 
 @given(st.integers(min_value=1, max_value=50), st.integers(min_value=0, max_value=60))
