@@ -60,6 +60,7 @@ AGENCY_M, ALLOC, UPLINK = metrics.AGENCY, metrics.ALLOC, metrics.UPLINK
 SHAPING, BREACH = metrics.SHAPING, metrics.BREACH
 BACKUP, CHECK, DRILL, RUN = metrics.BACKUP, metrics.BACKUP_CHECK, metrics.BACKUP_DRILL, metrics.BACKUP_RUN
 DEVICE, INCIDENTS = metrics.DEVICE, metrics.INCIDENTS
+NEAR_CEILING = 0.9  # an agency at this share of its ceiling is held there
 VERDICT_HELP = ("0 ok, 1 suspect (far smaller than usual), 2 incomplete (copies missing at DR), 3 late (past the RPO), "
                 "4 missing, 5 restore drill failed, 6 corrupt, 7 unknown (repository unreadable)")
 
@@ -91,14 +92,24 @@ OVERVIEW = DashboardSpec(
     title="pantau — NOC overview",
     variable="agency",
     variable_query=f"label_values({_s(ALLOC, 'ceiling_down_bps')}, agency)",
-    description="The city at a glance: the uplink's use, every agency against its allocation, devices down.",
+    description="The city at a glance: the uplink's use, every agency against its allocation, devices down, "
+                "open incidents, shaping and backups.",
     panels=(
         PanelSpec("City traffic vs uplink capacity", "percentunit", (
             Query(f"sum({_s(AGENCY_M, 'down_bps')}) / scalar(sum({_s(UPLINK, 'capacity_down_bps')}))", "download"),
             Query(f"sum({_s(AGENCY_M, 'up_bps')}) / scalar(sum({_s(UPLINK, 'capacity_up_bps')}))", "upload"),
         ), "Measured agency traffic over the uplinks' total capacity."),
-        PanelSpec("Devices not answering SNMP", "none", (Query(
-            f"count({_s(SNMP, 'up')} == 0) or vector(0)", "devices down"),)),
+        PanelSpec("Devices down", "none", (
+            Query(f"count(max by (device) ({_s(DEVICE, 'up')}) == 0) or vector(0)", "down (heartbeat or SNMP)"),
+            Query(f"count({_s(SNMP, 'up')} == 0) or vector(0)", "not answering SNMP"),
+        ), "A server is down when its agent stops reporting, a router or switch when it stops answering SNMP."),
+        PanelSpec("Agencies at 90% of a ceiling or over", "none", tuple(
+            Query(f"count(({_vs_ceiling(d).expr}) >= {NEAR_CEILING}) or vector(0)", f"{d}load")
+            for d in ("down", "up")), "How many agencies are held at (or above) their download or upload ceiling."),
+        PanelSpec("Open incidents", "none", (Query(f"sum({_s(INCIDENTS, 'open')}) or vector(0)", "open"),
+                                             Query(f"sum({_s(INCIDENTS, 'attached')}) or vector(0)",
+                                                   "consequences attached")),
+                  "Root incidents the service desk works on; `pantau incidents list` names them."),
         PanelSpec("Agency download as share of its ceiling", "percentunit", (_vs_ceiling("down"),),
                   "Near 100% an agency is held at its ceiling; above it, enforcement is missing or bypassed."),
         PanelSpec("Agency upload as share of its ceiling", "percentunit", (_vs_ceiling("up"),)),
