@@ -9,6 +9,7 @@ unit file the role wrote — and reports to a NOC the test started; a second run
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
@@ -17,7 +18,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -87,6 +88,34 @@ def noc_wheels(wheels: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
+def accounts() -> Iterator[Callable[[str], str]]:
+    """Service accounts a role creates on the test host, which shares this machine's /etc/passwd: a
+    name only the tests use, cleared before (a killed run's leftover) and removed afterwards."""
+    made: list[str] = []
+
+    def account(name: str) -> str:
+        _remove_account(name)
+        made.append(name)
+        return name
+
+    yield account
+    for name in made:
+        _remove_account(name)
+
+
+def _remove_account(name: str) -> None:
+    import grp
+    import pwd
+
+    with contextlib.suppress(KeyError):
+        pwd.getpwnam(name)
+        subprocess.run(["userdel", name], check=True, capture_output=True, timeout=30)
+    with contextlib.suppress(KeyError):
+        grp.getgrnam(name)
+        subprocess.run(["groupdel", name], check=True, capture_output=True, timeout=30)
+
+
+@pytest.fixture
 def host(world_tmp: Path) -> Iterator[SftpHost]:
     with sftp_host(world_tmp, 195) as h:
         yield h
@@ -105,7 +134,9 @@ def _recap(out: str) -> dict[str, int]:
     return dict(zip(("ok", "changed", "unreachable", "failed"), map(int, m.groups()), strict=True))
 
 
-def test_agent_role_deploys_idempotently_and_the_agent_reports(host: SftpHost, wheels: Path, world_tmp: Path) -> None:
+def test_agent_role_deploys_idempotently_and_the_agent_reports(host: SftpHost, wheels: Path, world_tmp: Path,
+                                                              accounts: Callable[[str], str]) -> None:
+    user = accounts("pantau-agent-test")  # the role creates its service account
     target = world_tmp / "target-root"  # the deployment's "/" on the test host
     target.mkdir(mode=0o755)
     wheel = next(wheels.glob("pantau-*.whl"))
@@ -141,9 +172,9 @@ def test_agent_role_deploys_idempotently_and_the_agent_reports(host: SftpHost, w
                   ansible_ssh_private_key_file: {host.key_file}
                   ansible_python_interpreter: /usr/bin/python3.11
                   pantau_agent_root: {target}
-                  pantau_agent_create_user: false
-                  pantau_agent_user: nobody
-                  pantau_agent_group: nogroup
+                  pantau_agent_create_user: true
+                  pantau_agent_user: {user}
+                  pantau_agent_group: {user}
                   pantau_agent_manage_service: false
                   pantau_agent_install_packages: false
                   pantau_agent_python: /usr/bin/python3.11
@@ -178,18 +209,22 @@ def test_agent_role_deploys_idempotently_and_the_agent_reports(host: SftpHost, w
     etc, state = target / "etc" / "pantau", target / "var" / "lib" / "pantau-agent"
     token_file = etc / "agent.token"
     spool = (state / "spool").stat()
-    assert spool.st_mode & 0o777 == 0o700 and spool.st_uid == _uid("nobody")
+    assert spool.st_mode & 0o777 == 0o700 and spool.st_uid == _uid(user)
     assert token_file.read_text().strip() == token
     st = token_file.stat()
-    assert st.st_mode & 0o777 == 0o600 and st.st_uid == _uid("nobody")
+    assert st.st_mode & 0o777 == 0o600 and st.st_uid == _uid(user)
     assert (etc / "backup.pass").stat().st_mode & 0o777 == 0o600 and (etc / "backup.pass").stat().st_uid == 0
     assert token not in (etc / "agent.env").read_text()
     assert 'repo = "/srv/restic/dinkes"' in (etc / "backup.toml").read_text()
     units = target / "etc" / "systemd" / "system"
     unit = (units / "pantau-agent.service").read_text()
-    for hardening in ("NoNewPrivileges=yes", "ProtectSystem=strict", "CapabilityBoundingSet=", "User=nobody"):
+    for hardening in ("NoNewPrivileges=yes", "ProtectSystem=strict", "CapabilityBoundingSet=", f"User={user}"):
         assert hardening in unit
     assert "OnCalendar=*-*-* 01:30" in (units / "pantau-backup.timer").read_text()
+    exposure = _systemd_reads(units, ["pantau-agent.service", "pantau-backup.service", "pantau-backup.timer"],
+                              ["pantau-agent.service"])
+    print("systemd-analyze security exposure:", exposure)
+    assert exposure["pantau-agent.service"] <= 2.0, exposure  # "OK" in systemd's words; 3.2 before hardening
     assert (target / "opt" / "pantau-agent" / "current").resolve().name == "0.1.0"
 
     # upgrade to a pinned release and roll back: "current" moves, the old venv is kept and reused
@@ -208,7 +243,7 @@ def test_agent_role_deploys_idempotently_and_the_agent_reports(host: SftpHost, w
     noc = procs.start_noc(city, db, port, world_tmp / "noc.log", listen=host.ns.host_ip)
     agent = None
     try:
-        agent = subprocess.Popen(host.ns.cmd("runuser", "-u", "nobody", "--", *shlex.split(exec_start),
+        agent = subprocess.Popen(host.ns.cmd("runuser", "-u", user, "--", *shlex.split(exec_start),
                                              "--duration", "20"),
                                  env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
@@ -225,7 +260,9 @@ def test_agent_role_deploys_idempotently_and_the_agent_reports(host: SftpHost, w
 
 
 def test_noc_role_deploys_idempotently_and_the_noc_it_installed_serves(host: SftpHost, noc_wheels: Path,
-                                                                        world_tmp: Path) -> None:
+                                                                        world_tmp: Path,
+                                                                        accounts: Callable[[str], str]) -> None:
+    user = accounts("pantau-noc-test")  # the role creates its service account
     target = world_tmp / "noc-root"  # the deployment's "/" on the test host
     target.mkdir(mode=0o755)
     wheel = next(noc_wheels.glob("pantau-*.whl"))
@@ -252,9 +289,9 @@ def test_noc_role_deploys_idempotently_and_the_noc_it_installed_serves(host: Sft
                   ansible_ssh_private_key_file: {host.key_file}
                   ansible_python_interpreter: /usr/bin/python3.11
                   pantau_noc_root: {target}
-                  pantau_noc_create_user: false
-                  pantau_noc_user: nobody
-                  pantau_noc_group: nogroup
+                  pantau_noc_create_user: true
+                  pantau_noc_user: {user}
+                  pantau_noc_group: {user}
                   pantau_noc_manage_service: false
                   pantau_noc_install_packages: false
                   pantau_noc_python: /usr/bin/python3.11
@@ -277,9 +314,9 @@ def test_noc_role_deploys_idempotently_and_the_noc_it_installed_serves(host: Sft
     etc, state = target / "etc" / "pantau", target / "var" / "lib" / "pantau"
     secrets = etc / "secrets.toml"
     assert secrets.read_text().strip() == secret_line
-    assert secrets.stat().st_mode & 0o777 == 0o600 and secrets.stat().st_uid == _uid("nobody")
+    assert secrets.stat().st_mode & 0o777 == 0o600 and secrets.stat().st_uid == _uid(user)
     assert (etc / "city.toml").read_text() == city.read_text() and (etc / "city.toml").stat().st_mode & 0o007 == 0
-    assert state.stat().st_uid == _uid("nobody") and state.stat().st_mode & 0o777 == 0o750
+    assert state.stat().st_uid == _uid(user) and state.stat().st_mode & 0o777 == 0o750
     # the Grafana provisioning files, built by the installed pantau
     grafana = state / "grafana"
     assert sorted(p.name for p in (grafana / "dashboards").glob("*.json")) == [
@@ -288,30 +325,54 @@ def test_noc_role_deploys_idempotently_and_the_noc_it_installed_serves(host: Sft
     assert "http://127.0.0.1:8428" in (grafana / "provisioning" / "datasources" / "pantau.yaml").read_text()
     units = target / "etc" / "systemd" / "system"
     unit = (units / "pantau-noc.service").read_text()
-    for hardening in ("NoNewPrivileges=yes", "ProtectSystem=strict", "User=nobody", f"ReadWritePaths={state}"):
+    for hardening in ("NoNewPrivileges=yes", "ProtectSystem=strict", f"User={user}", f"ReadWritePaths={state}"):
         assert hardening in unit
+    exposure = _systemd_reads(units, ["pantau-noc.service", "pantau-state-backup.service",
+                                      "pantau-state-backup.timer"], ["pantau-noc.service"])
+    print("systemd-analyze security exposure:", exposure)
+    assert exposure["pantau-noc.service"] <= 2.0, exposure  # 4.9 before hardening
 
     # start the NOC exactly as its unit would (as its user, in its working directory) and ask its health
     exec_start = next(ln.split("=", 1)[1] for ln in unit.splitlines() if ln.startswith("ExecStart="))
     port = procs.free_port()
     cmd = shlex.split(exec_start.replace("--port 8470", f"--port {port}"))
     log = (world_tmp / "deployed-noc.log").open("wb")
-    noc = subprocess.Popen(["runuser", "-u", "nobody", "--", *cmd], cwd=state, stdout=log, stderr=subprocess.STDOUT)
+    noc = subprocess.Popen(["runuser", "-u", user, "--", *cmd], cwd=state, stdout=log, stderr=subprocess.STDOUT)
     try:
         procs.wait_until(lambda: procs.http_ok(f"http://127.0.0.1:{port}/healthz"), 60, "the deployed NOC", noc)
     finally:
         procs.stop(noc)
-    assert (state / "noc.sqlite").stat().st_uid == _uid("nobody")
+    assert (state / "noc.sqlite").stat().st_uid == _uid(user)
     # the state backup, as its timer runs it (systemd's %% is a single %)
     backup_unit = (units / "pantau-state-backup.service").read_text()
     backup_cmd = next(ln.split("=", 1)[1] for ln in backup_unit.splitlines() if ln.startswith("ExecStart="))
-    subprocess.run(["runuser", "-u", "nobody", "--", *shlex.split(backup_cmd.replace("%%", "%"))], check=True,
+    subprocess.run(["runuser", "-u", user, "--", *shlex.split(backup_cmd.replace("%%", "%"))], check=True,
                    timeout=60)
     copies = list((state / "state-backups").glob("noc-*.sqlite"))
     assert len(copies) == 1
     with sqlite3.connect(copies[0]) as c:
         assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert c.execute("SELECT count(*) FROM devices").fetchone()[0] > 0, "the copy holds the NOC's state"
+
+
+def _systemd_reads(units: Path, names: list[str], services: list[str]) -> dict[str, float]:
+    """systemd's own reading of the units a role wrote (no systemd runs here): ``systemd-analyze verify``
+    (syntax, unknown keys, executables that exist) passes silently; the offline security exposure of
+    each long-running service (0 safest … 10 unsafe) is returned."""
+    sa = shutil.which("systemd-analyze")
+    if sa is None:
+        pytest.fail("systemd-analyze is not installed: scripts/setup installs Debian's systemd package")
+    out = subprocess.run([sa, "verify", *(str(units / n) for n in names)], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0 and not out.stderr.strip() and not out.stdout.strip(), out.stdout + out.stderr
+    scores = {}
+    for name in services:
+        out = subprocess.run([sa, "security", "--offline=yes", "--no-pager", str(units / name)], capture_output=True,
+                             text=True, timeout=120)
+        m = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", out.stdout)
+        assert m, out.stdout + out.stderr
+        scores[name] = float(m.group(1))
+    return scores
 
 
 def _uid(user: str) -> int:
