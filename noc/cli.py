@@ -400,15 +400,18 @@ def dashboards_build(out: Path, datasource_url: str) -> None:
 @click.option("--token-env", default="GRAFANA_TOKEN", show_default=True,
               help="environment variable holding a Grafana service-account token")
 @click.option("--folder-uid", default=None, help="Grafana folder to put the dashboards in")
-def dashboards_push(url: str, token_env: str, folder_uid: str | None) -> None:
-    """Create or replace the dashboards through Grafana's HTTP API."""
+@click.option("--datasource-url", default=None,
+              help="create or update pantau's data source with this VictoriaMetrics URL (as Grafana reaches it); "
+                   "without it the data source must already exist")
+def dashboards_push(url: str, token_env: str, folder_uid: str | None, datasource_url: str | None) -> None:
+    """Create or replace the dashboards (and the data source they query) through Grafana's HTTP API."""
     from dashboards.output import push
 
     token = os.environ.get(token_env, "")
     if not token:
         raise click.UsageError(f"set {token_env} to a Grafana service-account token (never on the command line)")
-    for where in push(url, token, folder_uid=folder_uid):
-        click.echo(f"pushed {where}")
+    for what in push(url, token, folder_uid=folder_uid, datasource_url=datasource_url):
+        click.echo(f"pushed {what}")
 
 
 # -- demo -----------------------------------------------------------------------------------
