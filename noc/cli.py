@@ -183,11 +183,13 @@ def noc_group() -> None:
               help="how often devices are checked up/down and notifications are sent")
 @click.option("--notify-hold", default="60s", show_default=True,
               help="an incident is announced once it has been open this long (blips page nobody)")
+@click.option("--dist-dir", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
+              help="serve the package files (wheels) in this directory at /dist/ for agency servers' pip")
 @click.option("--log-level", default="INFO", show_default=True)
 def noc_serve(inventory: Path | None, db: Path, listen: str, port: int, tsdb_url: str | None, tsdb_bucket: str,
               tsdb_org: str, tsdb_token_env: str, tls_cert: Path | None, tls_key: Path | None,
               rate_per_agent: float, reconcile_every: str, watch_every: str, backup_every: str,
-              uptime_every: str, notify_hold: str, log_level: str) -> None:
+              uptime_every: str, notify_hold: str, dist_dir: Path | None, log_level: str) -> None:
     """Run the collector: ingest API, state, TSDB writer."""
     import asyncio
 
@@ -214,7 +216,8 @@ def noc_serve(inventory: Path | None, db: Path, listen: str, port: int, tsdb_url
     cfg = ServiceConfig(inventory, db, listen, port, tsdb, tls_cert, tls_key, rate_per_agent,
                         burst_per_agent=max(20.0, rate_per_agent * 4), reconcile_every_s=every["--reconcile-every"],
                         watch_every_s=every["--watch-every"], backup_every_s=every["--backup-every"],
-                        uptime_every_s=max(1.0, every["--uptime-every"]), notify_hold_s=every["--notify-hold"])
+                        uptime_every_s=max(1.0, every["--uptime-every"]), notify_hold_s=every["--notify-hold"],
+                        dist_dir=dist_dir)
     asyncio.run(serve(cfg))
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from collectors.dist import DistDir
 from collectors.ingest import IngestApp, openapi_document
 from collectors.snmp.poller import DevicePoll, SnmpScheduler
 from collectors.tsdb import InfluxWriter, OutboxDrainer, TsdbConfig
@@ -57,6 +58,7 @@ class ServiceConfig:
     backup_every_s: float = 900.0  # DR copy + backup verification pass (0: off); checks/drills when due
     uptime_every_s: float = 10.0  # availability check, notification planning and delivery
     notify_hold_s: float = 60.0  # an incident is announced once open this long (a blip pages nobody)
+    dist_dir: Path | None = None  # package files served at /dist/ to agency servers (pip --find-links)
 
 
 def tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
@@ -84,6 +86,10 @@ async def serve(cfg: ServiceConfig, *, ready: asyncio.Event | None = None, stop:
     ingest = IngestApp(store, rate_per_agent=cfg.rate_per_agent, burst_per_agent=cfg.burst_per_agent,
                        openapi=openapi_document(f"{scheme}://{cfg.listen}:{cfg.port}"))
     app = ingest.build()
+    if cfg.dist_dir is not None:
+        dist = DistDir(cfg.dist_dir)
+        dist.add_routes(app)
+        log.info("serving %d package file(s) from %s at /dist/", len(dist.files()), cfg.dist_dir)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, cfg.listen, cfg.port, ssl_context=sslctx, reuse_address=True)

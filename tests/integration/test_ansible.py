@@ -18,6 +18,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -63,13 +64,18 @@ def test_roles_pass_ansible_lint_production_and_syntax_check() -> None:
 
 @pytest.fixture(scope="module")
 def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """pantau's wheel from this checkout, and the agent's dependencies, in one directory."""
+    """pantau's wheels from this checkout — as 0.1.0 and as the next release, 0.1.1 — and the agent's
+    dependencies, in one directory (what the NOC serves at /dist/)."""
     d = tmp_path_factory.mktemp("wheels")
     src = tmp_path_factory.mktemp("src") / "pantau"  # a copy: the build leaves nothing in the checkout
     shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".git", ".venv", "build", "var", "*.egg-info",
                                                              "__pycache__", ".*_cache", ".hypothesis"))
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(d), str(src)], check=True,
-                   capture_output=True, timeout=600)
+    for version in ("0.1.0", "0.1.1"):
+        meta = src / "pyproject.toml"
+        meta.write_text(re.sub(r'(?m)^version = ".*"$', f'version = "{version}"', meta.read_text()))
+        shutil.rmtree(src / "build", ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(d), str(src)],
+                       check=True, capture_output=True, timeout=600)
     subprocess.run([sys.executable, "-m", "pip", "download", "-q", "-d", str(d), "click>=8.1", "psutil>=5.9"],
                    check=True, capture_output=True, timeout=600)
     return d
@@ -80,8 +86,9 @@ def noc_wheels(wheels: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The agent's wheels plus everything the NOC's extra (``pantau[noc]``) pulls in."""
     d = tmp_path_factory.mktemp("noc-wheels")
     for w in wheels.iterdir():
-        shutil.copy(w, d)
-    wheel = next(d.glob("pantau-*.whl"))
+        if not w.name.startswith("pantau-0.1.1-"):
+            shutil.copy(w, d)
+    wheel = next(d.glob("pantau-0.1.0-*.whl"))
     subprocess.run([sys.executable, "-m", "pip", "download", "-q", "-d", str(d), f"{wheel}[noc]"],
                    check=True, capture_output=True, timeout=900)
     return d
@@ -139,8 +146,8 @@ def test_agent_role_deploys_idempotently_and_the_agent_reports(host: SftpHost, w
     user = accounts("pantau-agent-test")  # the role creates its service account
     target = world_tmp / "target-root"  # the deployment's "/" on the test host
     target.mkdir(mode=0o755)
-    wheel = next(wheels.glob("pantau-*.whl"))
-    # the NOC the deployed agent reports to, on this host's end of the namespace link; its token for srv-a
+    # the NOC the deployed agent installs pantau from (its /dist/ serves the wheels) and reports to,
+    # on this host's end of the namespace link; its token for srv-a
     city = world_tmp / "city.toml"
     city.write_text(CITY.replace('id = "srv-a"\nagency = "dinkes"\nkind = "server"\naddress = "127.0.0.1"',
                                  f'id = "srv-a"\nagency = "dinkes"\nkind = "server"\naddress = "{host.address}"'))
@@ -181,8 +188,7 @@ def test_agent_role_deploys_idempotently_and_the_agent_reports(host: SftpHost, w
                   pantau_agent_noc_url: http://{host.ns.host_ip}:{port}
                   pantau_agent_interval: 1
                   pantau_agent_version: "0.1.0"
-                  pantau_agent_package: {wheel}
-                  pantau_agent_pip_extra_args: --no-index --find-links {wheels}
+                  pantau_agent_pip_extra_args: --no-index --find-links http://{host.ns.host_ip}:{port}/dist/
                   pantau_agent_token: "{{{{ vault_token }}}}"
                   pantau_agent_backup_password: "{{{{ vault_backup_password }}}}"
                   pantau_agent_backup_repo: /srv/restic/dinkes
@@ -190,6 +196,20 @@ def test_agent_role_deploys_idempotently_and_the_agent_reports(host: SftpHost, w
                   pantau_agent_backup_retention: {{daily: 7, weekly: 4}}
         """))
 
+    noc_log = world_tmp / "noc.log"
+    noc = procs.start_noc(city, db, port, noc_log, listen=host.ns.host_ip, extra=["--dist-dir", str(wheels)])
+    try:
+        _deploy_upgrade_and_run(host, inv, vault_pw, target, user, token, db)
+    finally:
+        procs.stop(noc)
+    served = noc_log.read_text()
+    for release in ("0.1.0", "0.1.1"):
+        assert f"package pantau-{release}-py3-none-any.whl sent to {host.address}" in served, served[-3000:]
+
+
+def _deploy_upgrade_and_run(host: SftpHost, inv: Path, vault_pw: Path, target: Path, user: str, token: str,
+                            db: Path) -> None:
+    """The agent role against the host, twice, then upgraded and rolled back; the agent it left then reports."""
     first = _run_playbook(inv, vault_pw, "-v")
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-2000:]
     assert _recap(first.stdout)["failed"] == 0 and _recap(first.stdout)["changed"] > 0
@@ -231,6 +251,8 @@ def test_agent_role_deploys_idempotently_and_the_agent_reports(host: SftpHost, w
     home = target / "opt" / "pantau-agent"
     up = _run_playbook(inv, vault_pw, "-e", "pantau_agent_version=0.1.1")
     assert up.returncode == 0 and (home / "current").resolve().name == "0.1.1", up.stdout[-3000:]
+    for release in ("0.1.0", "0.1.1"):  # each venv holds the release it is named for, from the NOC's /dist/
+        assert len(list((home / release).glob(f"lib/python3*/site-packages/pantau-{release}.dist-info"))) == 1
     back = _run_playbook(inv, vault_pw, "-e", "pantau_agent_version=0.1.0")
     assert back.returncode == 0 and (home / "current").resolve().name == "0.1.0", back.stdout[-3000:]
     assert _recap(back.stdout)["changed"] == 1, "a rollback only moves the link (no reinstall)"
@@ -240,23 +262,17 @@ def test_agent_role_deploys_idempotently_and_the_agent_reports(host: SftpHost, w
     exec_start = next(ln.split("=", 1)[1] for ln in unit.splitlines() if ln.startswith("ExecStart="))
     env = dict(ln.split("=", 1) for ln in (etc / "agent.env").read_text().splitlines() if "=" in ln
                and not ln.startswith("#"))
-    noc = procs.start_noc(city, db, port, world_tmp / "noc.log", listen=host.ns.host_ip)
-    agent = None
+    agent = subprocess.Popen(host.ns.cmd("runuser", "-u", user, "--", *shlex.split(exec_start), "--duration", "20"),
+                             env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        agent = subprocess.Popen(host.ns.cmd("runuser", "-u", user, "--", *shlex.split(exec_start),
-                                             "--duration", "20"),
-                                 env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-
         def reported() -> bool:
             with sqlite3.connect(db) as c:
                 return bool(c.execute("SELECT count(*) FROM reports WHERE agent='srv-a'").fetchone()[0] >= 2)
 
         wait_for(reported, 30, "reports from the deployed agent")
     finally:
-        if agent is not None:
-            agent.terminate()
-            agent.wait(timeout=20)
-        procs.stop(noc)
+        agent.terminate()
+        agent.wait(timeout=20)
 
 
 def test_noc_role_deploys_idempotently_and_the_noc_it_installed_serves(host: SftpHost, noc_wheels: Path,
@@ -265,7 +281,7 @@ def test_noc_role_deploys_idempotently_and_the_noc_it_installed_serves(host: Sft
     user = accounts("pantau-noc-test")  # the role creates its service account
     target = world_tmp / "noc-root"  # the deployment's "/" on the test host
     target.mkdir(mode=0o755)
-    wheel = next(noc_wheels.glob("pantau-*.whl"))
+    wheel = next(noc_wheels.glob("pantau-0.1.0-*.whl"))
     city = world_tmp / "city.toml"
     city.write_text(CITY)
     secret_line = 'telegram-bot = "123456:rahasia-bot-kota"'
@@ -301,6 +317,7 @@ def test_noc_role_deploys_idempotently_and_the_noc_it_installed_serves(host: Sft
                   pantau_noc_inventory_file: {city}
                   pantau_noc_secrets: "{{{{ vault_noc_secrets }}}}"
                   pantau_noc_listen: 127.0.0.1
+                  pantau_noc_dist_files: [{wheel}]
         """))
     first = _run_playbook(inv, vault_pw, "-v", playbook="noc.yml")
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-2000:]
@@ -340,6 +357,8 @@ def test_noc_role_deploys_idempotently_and_the_noc_it_installed_serves(host: Sft
     noc = subprocess.Popen(["runuser", "-u", user, "--", *cmd], cwd=state, stdout=log, stderr=subprocess.STDOUT)
     try:
         procs.wait_until(lambda: procs.http_ok(f"http://127.0.0.1:{port}/healthz"), 60, "the deployed NOC", noc)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/dist/", timeout=10) as r:  # what agents install from
+            assert f'href="{wheel.name}#sha256=' in r.read().decode()
     finally:
         procs.stop(noc)
     assert (state / "noc.sqlite").stat().st_uid == _uid(user)
