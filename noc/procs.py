@@ -92,7 +92,7 @@ def start_noc(inventory: Path, db: Path, port: int, log: Path, *, tsdb_url: str 
         if scheme == "http":
             wait_until(lambda: http_ok(f"http://{listen}:{port}/healthz"), 30, "NOC collector", proc)
         else:
-            wait_until(lambda: port_open(port), 30, "NOC collector (TLS)", proc)
+            wait_until(lambda: port_open(port, listen), 30, "NOC collector (TLS)", proc)
     except PantauError as exc:
         stop(proc)
         tail = log.read_text(errors="replace").strip().splitlines()[-15:]
@@ -100,10 +100,10 @@ def start_noc(inventory: Path, db: Path, port: int, log: Path, *, tsdb_url: str 
     return proc
 
 
-def port_open(port: int) -> bool:
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as s:
         s.settimeout(1)
-        return s.connect_ex(("127.0.0.1", port)) == 0
+        return s.connect_ex((host, port)) == 0
 
 
 def world_readable(path: Path) -> bool:

@@ -156,6 +156,10 @@ def test_agent_role_deploys_idempotently_and_the_agent_reports(host: SftpHost, w
     store.sync_inventory(load_inventory(city))
     token = store.add_agent("srv-a", "pytest", "ansible test", rotate=True)
     store.close()
+    cert, key = world_tmp / "noc.crt", world_tmp / "noc.key"  # the NOC speaks TLS: to pip and to the agent
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=pantau-noc", "-addext", f"subjectAltName=IP:{host.ns.host_ip}"],
+                   check=True, capture_output=True, timeout=60)
 
     vault_pw = world_tmp / "vault.pass"
     vault_pw.write_text("sandi-vault\n")
@@ -185,10 +189,11 @@ def test_agent_role_deploys_idempotently_and_the_agent_reports(host: SftpHost, w
                   pantau_agent_manage_service: false
                   pantau_agent_install_packages: false
                   pantau_agent_python: /usr/bin/python3.11
-                  pantau_agent_noc_url: http://{host.ns.host_ip}:{port}
+                  pantau_agent_noc_url: https://{host.ns.host_ip}:{port}
+                  pantau_agent_ca_file: {cert}
+                  pantau_agent_dist_url: https://{host.ns.host_ip}:{port}/dist/
                   pantau_agent_interval: 1
                   pantau_agent_version: "0.1.0"
-                  pantau_agent_pip_extra_args: --no-index --find-links http://{host.ns.host_ip}:{port}/dist/
                   pantau_agent_token: "{{{{ vault_token }}}}"
                   pantau_agent_backup_password: "{{{{ vault_backup_password }}}}"
                   pantau_agent_backup_repo: /srv/restic/dinkes
@@ -197,7 +202,8 @@ def test_agent_role_deploys_idempotently_and_the_agent_reports(host: SftpHost, w
         """))
 
     noc_log = world_tmp / "noc.log"
-    noc = procs.start_noc(city, db, port, noc_log, listen=host.ns.host_ip, extra=["--dist-dir", str(wheels)])
+    noc = procs.start_noc(city, db, port, noc_log, listen=host.ns.host_ip, scheme="https",
+                          extra=["--dist-dir", str(wheels), "--tls-cert", str(cert), "--tls-key", str(key)])
     try:
         _deploy_upgrade_and_run(host, inv, vault_pw, target, user, token, db)
     finally:
@@ -256,7 +262,7 @@ def _deploy_upgrade_and_run(host: SftpHost, inv: Path, vault_pw: Path, target: P
     back = _run_playbook(inv, vault_pw, "-e", "pantau_agent_version=0.1.0")
     assert back.returncode == 0 and (home / "current").resolve().name == "0.1.0", back.stdout[-3000:]
     assert _recap(back.stdout)["changed"] == 1, "a rollback only moves the link (no reinstall)"
-    assert sorted(p.name for p in home.iterdir()) == ["0.1.0", "0.1.1", "current"]
+    assert sorted(p.name for p in home.iterdir()) == ["0.1.0", "0.1.1", "current", "noc-ca.crt"]  # pip's CA
 
     # start the agent exactly as the unit would, inside the namespace, and see it report
     exec_start = next(ln.split("=", 1)[1] for ln in unit.splitlines() if ln.startswith("ExecStart="))
