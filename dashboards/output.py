@@ -36,9 +36,9 @@ def write_provisioning(out: Path, datasource_url: str) -> list[Path]:
         path.write_text(json.dumps(d, indent=2, sort_keys=True) + "\n")
         written.append(path)
     ds = prov / "datasources" / "pantau.yaml"
-    fields = "".join(f"    {k}: {json.dumps(v)}\n" for k, v in datasource(datasource_url).items() if k != "name")
-    ds.write_text(f"apiVersion: 1\ndatasources:\n  - name: {datasource(datasource_url)['name']}\n{fields}"
-                  "    editable: false\n")
+    # JSON scalars are YAML scalars: the same fields as the API push, quoted safely
+    fields = [f"{k}: {json.dumps(v)}" for k, v in {**datasource(datasource_url), "editable": False}.items()]
+    ds.write_text("apiVersion: 1\ndatasources:\n  - " + "\n    ".join(fields) + "\n")
     provider = prov / "dashboards" / "pantau.yaml"
     provider.write_text(
         "apiVersion: 1\nproviders:\n  - name: pantau\n    folder: pantau\n    type: file\n"
