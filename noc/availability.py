@@ -61,8 +61,9 @@ class AvailabilityWatcher:
         last_seen = r["last_seen"] or now
         planned = in_maintenance(c, dev, self.agency_of.get(dev), now)
         if prev is None:
-            c.execute("INSERT INTO avail_state (device, up, since, reboots, last_ok) VALUES (?,?,?,?,?)",
-                      (dev, int(up), now, reboots, last_seen if up else None))
+            c.execute("INSERT INTO avail_state (device, up, since, reboots, last_ok, monitored_since) "
+                      "VALUES (?,?,?,?,?,?)", (dev, int(up), now, reboots, last_seen if up else None,
+                                               min(now, last_seen)))
             if not up:
                 self._down(c, r, last_seen, now, planned)
             return
@@ -117,6 +118,7 @@ class ReportRow:
     id: str
     agency: str
     figures: Availability
+    since: float | None  # where the figures start: the period's start, or when the NOC began watching
 
     def as_dict(self) -> dict[str, Any]:
         f = self.figures
@@ -124,12 +126,21 @@ class ReportRow:
                 "availability_percent": None if f.ratio is None else round(f.ratio * 100, 4),
                 "down_s": round(f.down_s, 1), "unplanned_down_s": round(f.unplanned_down_s, 1),
                 "planned_down_s": round(f.planned_down_s, 1), "maintenance_s": round(f.maintenance_s, 1),
-                "outages": f.outages, "period_s": f.period_s}
+                "outages": f.outages, "period_s": f.period_s, "monitored_from": self.since}
 
 
 def report(c: sqlite3.Connection, inv: Inventory, start: float, end: float, now: float) -> list[ReportRow]:
-    """Availability per agency and per device over [start, end) (up to ``now`` for the current month)."""
+    """Availability per agency and per device over [start, end) (up to ``now`` for the current month).
+
+    A device counts from when the NOC first watched it — time before that is not evidence of
+    anything — and an agency from its first watched device; one never watched has no figure."""
     end_eff = min(end, now)
+    watched = dict(c.execute("SELECT device, monitored_since FROM avail_state WHERE monitored_since IS NOT NULL"))
+
+    def since(devices: list[str]) -> float | None:
+        first = min((watched[d] for d in devices if d in watched), default=None)
+        return None if first is None or first >= end_eff else max(start, first)
+
     outs: dict[str, list[Span]] = {}
     for dev, s, e in c.execute("SELECT device, start, end FROM outages WHERE start < ? AND (end IS NULL OR end > ?)",
                                (end_eff, start)):
@@ -146,8 +157,11 @@ def report(c: sqlite3.Connection, inv: Inventory, start: float, end: float, now:
         devs = [d for d in inv.devices if d.agency == a.id]
         # a device's downtime inside its own window is planned for the agency too
         down = union(sp for d in devs for sp in subtract(outs.get(d.id, []), windows(d.id, None)))
-        rows.append(ReportRow("agency", a.id, a.id, availability(down, windows(None, a.id), start, end_eff)))
+        begin = since([d.id for d in devs])
+        rows.append(ReportRow("agency", a.id, a.id, availability(down, windows(None, a.id), begin or end_eff,
+                                                                 end_eff), begin))
     for d in inv.devices:
+        begin = since([d.id])
         rows.append(ReportRow("device", d.id, d.agency or "", availability(
-            outs.get(d.id, []), windows(d.id, d.agency), start, end_eff)))
+            outs.get(d.id, []), windows(d.id, d.agency), begin or end_eff, end_eff), begin))
     return rows

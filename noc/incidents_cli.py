@@ -165,13 +165,19 @@ def uptime_report(month: str | None, day: str | None, inventory: Path, db: Path,
         click.echo(buf.getvalue(), nl=False)
     else:
         click.echo(f"availability, {month} (UTC){' so far' if end > time.time() else ''}; "
-                   "maintenance windows are not charged")
+                   "maintenance windows are not charged; counted from when the NOC began watching")
+
+        def counted_from(at: float | None) -> str:
+            if at is None:
+                return "never watched"
+            return "" if at <= start else time.strftime("%Y-%m-%d %H:%MZ", time.gmtime(at))
+
         click.echo(table(["scope", "id", "availability", "unplanned down", "planned down", "maintenance",
-                          "outages"],
+                          "outages", "counted from"],
                          [[r["scope"], r["id"], "-" if r["availability_percent"] is None
                            else f"{r['availability_percent']:.3f}%", format_duration(r["unplanned_down_s"]),
                            format_duration(r["planned_down_s"]), format_duration(r["maintenance_s"]),
-                           str(r["outages"])] for r in rows]))
+                           str(r["outages"]), counted_from(r["monitored_from"])] for r in rows]))
 
 
 @click.command("add")

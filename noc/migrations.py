@@ -151,4 +151,10 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE backup_sizes ADD COLUMN duration_s REAL;
     """,
+    # 7: when the NOC first watched each device: availability counts from then, not from before it knew
+    """
+    ALTER TABLE avail_state ADD COLUMN monitored_since REAL;
+    UPDATE avail_state SET monitored_since = min(since, coalesce(
+        (SELECT min(start) FROM outages WHERE outages.device = avail_state.device), since));
+    """,
 ]

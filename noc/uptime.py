@@ -75,7 +75,7 @@ class Availability:
 
     @property
     def ratio(self) -> float | None:
-        """Availability from 0 to 1; None when the whole period was maintenance."""
+        """Availability from 0 to 1; None when nothing of the period counts (all maintenance, or unwatched)."""
         counted = self.period_s - self.maintenance_s
         return None if counted <= 0 else max(0.0, 1.0 - self.unplanned_down_s / counted)
 

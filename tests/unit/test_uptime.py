@@ -218,3 +218,31 @@ def test_flapping_reopens_the_incident_a_blip_pages_nobody_nor_does_each_swing(t
     clock.t = t + 220
     assert notifier.plan() == 1
     store.close()
+
+
+def test_a_device_counts_from_when_the_noc_first_watched_it_and_one_never_watched_has_no_figure(
+        tmp_path: Path) -> None:
+    clock = Clock()
+    t0 = clock.t
+    inv = parse_inventory(CITY)
+    store = StateStore(tmp_path / "noc.sqlite", clock=clock)
+    store.sync_inventory(inv)
+    w = AvailabilityWatcher(store, inv)
+    # the server joins the NOC at +600 s of the day, goes silent after +800, reports again at +1100;
+    # the router never reports
+    for at, heard in ((600, 600), (800, 800), (1000, 800), (1100, 1100)):
+        clock.t = t0 + at
+        _seen(store, "srv", t0 + heard)
+        w.observe()
+    rows = {(r.scope, r.id): r for r in report(store.conn, inv, t0, t0 + DAY, t0 + 1600)}
+    srv, agency, rtr = rows[("device", "srv")], rows[("agency", "dinkes")], rows[("device", "rtr")]
+    # by hand: watched [+600, +1600) = 1000 s, down [+800, +1100) = 300 s -> 70 %, not 1 - 300/1600
+    assert srv.since == t0 + 600 and srv.figures.period_s == 1000 and srv.figures.down_s == 300
+    assert srv.figures.ratio == pytest.approx(0.7)
+    assert agency.since == t0 + 600 and agency.figures.ratio == pytest.approx(0.7)
+    assert rtr.since is None and rtr.figures.ratio is None and rtr.as_dict()["availability_percent"] is None
+    # a period that began after the device was first watched starts at the period's own start
+    later = {(r.scope, r.id): r for r in report(store.conn, inv, t0 + 700, t0 + DAY, t0 + 1600)}
+    assert later[("device", "srv")].since == t0 + 700 and later[("device", "srv")].figures.period_s == 900
+    assert later[("device", "srv")].figures.ratio == pytest.approx(1 - 300 / 900)
+    store.close()
