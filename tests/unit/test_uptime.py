@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from noc.availability import AvailabilityWatcher, report
 from noc.incidents import acknowledge, get, listing, resolve_by_operator
 from noc.inventory import parse_inventory
+from noc.model import Inventory
 from noc.state import StateStore
 from noc.uptime import availability, month_bounds, subtract, union
 
@@ -84,6 +85,15 @@ class Clock:
         return self.t
 
 
+def _watched_city(tmp: Path) -> tuple[Clock, Inventory, StateStore, AvailabilityWatcher]:
+    """The router-and-server city on a fresh store with a set clock, and its availability watcher."""
+    clock = Clock()
+    inv = parse_inventory(CITY)
+    store = StateStore(tmp / "noc.sqlite", clock=clock)
+    store.sync_inventory(inv)
+    return clock, inv, store, AvailabilityWatcher(store, inv)
+
+
 def _seen(store: StateStore, device: str, at: float, *, boot_time: float = 1.0, reboots: int = 0,
           error_at: float | None = None) -> None:
     with store.tx() as c:
@@ -95,12 +105,8 @@ def _seen(store: StateStore, device: str, at: float, *, boot_time: float = 1.0, 
 
 
 def test_router_down_is_one_root_incident_with_its_server_attached_and_figures_add_up(tmp_path: Path) -> None:
-    clock = Clock()
+    clock, inv, store, w = _watched_city(tmp_path)
     t0 = clock.t
-    inv = parse_inventory(CITY)
-    store = StateStore(tmp_path / "noc.sqlite", clock=clock)
-    store.sync_inventory(inv)
-    w = AvailabilityWatcher(store, inv)
     _seen(store, "rtr", t0)
     _seen(store, "srv", t0)
     w.observe()
@@ -222,12 +228,8 @@ def test_flapping_reopens_the_incident_a_blip_pages_nobody_nor_does_each_swing(t
 
 def test_a_device_counts_from_when_the_noc_first_watched_it_and_one_never_watched_has_no_figure(
         tmp_path: Path) -> None:
-    clock = Clock()
+    clock, inv, store, w = _watched_city(tmp_path)
     t0 = clock.t
-    inv = parse_inventory(CITY)
-    store = StateStore(tmp_path / "noc.sqlite", clock=clock)
-    store.sync_inventory(inv)
-    w = AvailabilityWatcher(store, inv)
     # the server joins the NOC at +600 s of the day, goes silent after +800, reports again at +1100;
     # the router never reports
     for at, heard in ((600, 600), (800, 800), (1000, 800), (1100, 1100)):
