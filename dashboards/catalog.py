@@ -61,8 +61,9 @@ SHAPING, BREACH = metrics.SHAPING, metrics.BREACH
 BACKUP, CHECK, DRILL, RUN = metrics.BACKUP, metrics.BACKUP_CHECK, metrics.BACKUP_DRILL, metrics.BACKUP_RUN
 DEVICE, INCIDENTS = metrics.DEVICE, metrics.INCIDENTS
 NEAR_CEILING = 0.9  # an agency at this share of its ceiling is held there
-VERDICT_HELP = ("0 ok, 1 suspect (far smaller than usual), 2 incomplete (copies missing at DR), 3 late (past the RPO), "
-                "4 missing, 5 restore drill failed, 6 corrupt, 7 unknown (repository unreadable)")
+VERDICT_HELP = ("0 ok, 1 suspect (far smaller or faster than usual), 2 incomplete (copies missing at DR), "
+                "3 late (past the RPO), 4 missing, 5 restore drill failed, 6 corrupt, "
+                "7 unknown (repository unreadable)")
 
 
 def _agency(m: metrics.Measurement, field: str, legend: str, how: str = "max") -> Query:

@@ -158,10 +158,10 @@ def report(c: sqlite3.Connection, inv: Inventory, start: float, end: float, now:
         # a device's downtime inside its own window is planned for the agency too
         down = union(sp for d in devs for sp in subtract(outs.get(d.id, []), windows(d.id, None)))
         begin = since([d.id for d in devs])
-        rows.append(ReportRow("agency", a.id, a.id, availability(down, windows(None, a.id), begin or end_eff,
-                                                                 end_eff), begin))
+        rows.append(ReportRow("agency", a.id, a.id, availability(
+            down, windows(None, a.id), end_eff if begin is None else begin, end_eff), begin))
     for d in inv.devices:
         begin = since([d.id])
         rows.append(ReportRow("device", d.id, d.agency or "", availability(
-            outs.get(d.id, []), windows(d.id, d.agency), begin or end_eff, end_eff), begin))
+            outs.get(d.id, []), windows(d.id, d.agency), end_eff if begin is None else begin, end_eff), begin))
     return rows
