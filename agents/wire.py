@@ -8,10 +8,24 @@ so a lost, late or re-sent report never corrupts a rate.
 Timing: ``mono`` is the agent's CLOCK_MONOTONIC at collection and ``sent_mono`` at sending, both
 within the boot named by ``boot_id``. The NOC dates a report as ``received - (sent_mono - mono)``
 on its own clock, so an agent whose wall clock is wrong still lands its samples at the right time.
+
+Bounds: every number is finite (the NOC parses strictly: no ``NaN``/``Infinity``, no duplicate
+keys, nesting at most ``MAX_DEPTH``) and within the ``minimum``/``maximum`` given here; free text
+carries no control characters. Rules that relate two fields, or a field to the NOC's clock, cannot
+be written in JSON Schema; :func:`plausibility_problems` holds them and the schema's
+``description`` states them, so the OpenAPI document tells agent authors:
+
+* ``sent_at`` is within ``MAX_WALL_CLOCK_SKEW_S`` (5 years) of the NOC's clock;
+* a report was collected before its batch was sent (``mono <= sent_mono`` within one boot,
+  ``collected_at <= sent_at + CLOCK_STEP_S``) and at most ``MAX_REPORT_AGE_S`` before it;
+* a host booted before it collected (``boot_time <= collected_at + CLOCK_STEP_S``);
+* a backup run ended before the batch was sent (``at <= sent_at + CLOCK_STEP_S``);
+* a report names each interface and each mount once, and uses no more memory or disk than it has.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 SCHEMA_VERSION = 1
@@ -19,20 +33,65 @@ MAX_BATCH = 500
 MAX_INTERFACES = 256
 MAX_DISKS = 64
 MAX_BODY_BYTES = 4 * 1024 * 1024
-U64 = 2**64 - 1
+U64 = 2**64 - 1  # interface counters and disk sizes: what the kernel and SNMP Counter64 carry
+I64 = 2**63 - 1  # sizes the NOC keeps as SQL integers (memory, backup files and bytes)
+MAX_DEPTH = 32  # a batch nests 5 levels deep (batch, reports, report, host, disks, disk); deeper is hostile
+MAX_KEYS = 32  # no object in a batch has more keys than this
+
+# Time bounds. Wall clocks are seconds since the Unix epoch, monotonic clocks seconds since boot.
+WALL_MAX = 4_102_444_800.0  # 2100-01-01: no pantau agent reports from later
+MONO_MAX = 20 * 365.25 * 86400  # twenty years of uptime
+MAX_WALL_CLOCK_SKEW_S = 5 * 365.25 * 86400
+MAX_REPORT_AGE_S = 366 * 86400  # the spool holds far less; older is not a report from this agent's spool
+CLOCK_STEP_S = 86400.0  # how far an NTP step may move a wall clock between collecting and sending
+MAX_BACKUP_SECONDS = 31 * 86400
+MAX_LOAD = 1e6
+MAX_COUNT = 2**62
+
+# Free text carries no C0/C1 control character and no lone UTF-16 surrogate (which no database can
+# store); messages may span lines (restic's stderr). Written as the characters *refused*, under
+# "not", because a pattern's "$" would let a trailing newline through.
+FORBIDDEN_IN_TEXT = "[\\x00-\\x1f\\x7f-\\x9f\\ud800-\\udfff]"
+FORBIDDEN_IN_MESSAGE = "[\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f\\ud800-\\udfff]"
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@/+-]{0,63}$"
 ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
 
 _counter = {"type": "integer", "minimum": 0, "maximum": U64}
-_nonneg = {"type": "number", "minimum": 0}
+_count = {"type": "integer", "minimum": 0, "maximum": MAX_COUNT}
+_size = {"type": "integer", "minimum": 0, "maximum": I64}
+
+
+def _wall(description: str) -> dict[str, Any]:
+    """A time on the agent's wall clock (seconds since the Unix epoch)."""
+    return {"type": "number", "minimum": 0, "maximum": WALL_MAX, "description": description}
+
+
+def _mono(description: str) -> dict[str, Any]:
+    """A time on the agent's CLOCK_MONOTONIC (seconds since boot)."""
+    return {"type": "number", "minimum": 0, "maximum": MONO_MAX, "description": description}
+
+
+def _named(pattern: str) -> dict[str, Any]:
+    # Python's re lets "$" match before a trailing newline: refuse control characters explicitly.
+    return {"type": "string", "pattern": pattern, "not": {"pattern": FORBIDDEN_IN_TEXT}}
+
+
+def _text(max_length: int, min_length: int = 0) -> dict[str, Any]:
+    return {"type": "string", "minLength": min_length, "maxLength": max_length,
+            "not": {"pattern": FORBIDDEN_IN_TEXT}, "description": "text without control characters"}
+
+
+def _message(max_length: int) -> dict[str, Any]:
+    return {"type": "string", "maxLength": max_length, "not": {"pattern": FORBIDDEN_IN_MESSAGE},
+            "description": "text without control characters other than newline and tab"}
 
 INTERFACE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "required": ["name", "rx_bytes", "tx_bytes"],
     "properties": {
-        "name": {"type": "string", "pattern": NAME_PATTERN},
+        "name": _named(NAME_PATTERN),
         "rx_bytes": _counter,
         "tx_bytes": _counter,
         "rx_packets": _counter,
@@ -52,7 +111,7 @@ DISK_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
     "required": ["mount", "total", "used"],
     "properties": {
-        "mount": {"type": "string", "minLength": 1, "maxLength": 256},
+        "mount": _text(256, 1),
         "total": _counter,
         "used": _counter,
     },
@@ -63,16 +122,17 @@ BACKUP_RUN_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
     "required": ["at", "ok", "repo", "snapshot_id", "files", "bytes", "added", "duration_s", "warnings", "error"],
     "properties": {
-        "at": {"type": "number", "minimum": 0},
+        "at": _wall(f"when the run ended, on the agent's wall clock: not after the batch's sent_at + "
+                    f"{CLOCK_STEP_S:.0f} s"),
         "ok": {"type": "boolean"},
-        "repo": {"type": "string", "maxLength": 500},
-        "snapshot_id": {"type": ["string", "null"], "pattern": "^[0-9a-f]{8,64}$"},
-        "files": _counter,
-        "bytes": _counter,
-        "added": _counter,
-        "duration_s": _nonneg,
-        "warnings": {"type": "array", "maxItems": 20, "items": {"type": "string", "maxLength": 500}},
-        "error": {"type": ["string", "null"], "maxLength": 2000},
+        "repo": _text(500),
+        "snapshot_id": {"anyOf": [{"type": "null"}, _named("^[0-9a-f]{8,64}$")]},
+        "files": _size,
+        "bytes": _size,
+        "added": _size,
+        "duration_s": {"type": "number", "minimum": 0, "maximum": MAX_BACKUP_SECONDS},
+        "warnings": {"type": "array", "maxItems": 20, "items": _message(500)},
+        "error": {"anyOf": [{"type": "null"}, _message(2000)]},
     },
 }
 
@@ -81,21 +141,23 @@ REPORT_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
     "required": ["seq", "collected_at", "mono", "boot_id", "boot_time", "host", "interfaces"],
     "properties": {
-        "seq": {"type": "integer", "minimum": 1, "maximum": 2**62},
-        "collected_at": {"type": "number", "minimum": 0},
-        "mono": _nonneg,
-        "boot_id": {"type": "string", "minLength": 1, "maxLength": 64},
-        "boot_time": {"type": "number", "minimum": 0},
-        "spool_dropped": {"type": "integer", "minimum": 0},
+        "seq": {"type": "integer", "minimum": 1, "maximum": MAX_COUNT},
+        "collected_at": _wall("when the report was collected, on the agent's wall clock: not after the batch's "
+                              f"sent_at + {CLOCK_STEP_S:.0f} s, not more than {MAX_REPORT_AGE_S:.0f} s before it"),
+        "mono": _mono("when the report was collected, on the agent's CLOCK_MONOTONIC; in the batch's boot, not "
+                      f"after its sent_mono and not more than {MAX_REPORT_AGE_S:.0f} s before it"),
+        "boot_id": _text(64, 1),
+        "boot_time": _wall(f"when the host booted, on its wall clock: not after collected_at + {CLOCK_STEP_S:.0f} s"),
+        "spool_dropped": _count,
         "host": {
             "type": "object",
             "additionalProperties": False,
             "required": ["cpu_percent", "mem_total", "mem_used"],
             "properties": {
                 "cpu_percent": {"type": "number", "minimum": 0, "maximum": 100},
-                "load1": _nonneg,
-                "mem_total": _counter,
-                "mem_used": _counter,
+                "load1": {"type": "number", "minimum": 0, "maximum": MAX_LOAD},
+                "mem_total": _size,
+                "mem_used": _size,
                 "disks": {"type": "array", "maxItems": MAX_DISKS, "items": DISK_SCHEMA},
             },
         },
@@ -112,10 +174,11 @@ BATCH_SCHEMA: dict[str, Any] = {
     "required": ["schema", "agent", "sent_at", "sent_mono", "boot_id", "reports"],
     "properties": {
         "schema": {"const": SCHEMA_VERSION},
-        "agent": {"type": "string", "pattern": ID_PATTERN},
-        "sent_at": {"type": "number", "minimum": 0},
-        "sent_mono": _nonneg,
-        "boot_id": {"type": "string", "minLength": 1, "maxLength": 64},
+        "agent": _named(ID_PATTERN),
+        "sent_at": _wall("when the batch was sent, on the agent's wall clock: within "
+                         f"{MAX_WALL_CLOCK_SKEW_S:.0f} s of the NOC's clock (keep agents on NTP)"),
+        "sent_mono": _mono("when the batch was sent, on the agent's CLOCK_MONOTONIC"),
+        "boot_id": _text(64, 1),
         "reports": {"type": "array", "minItems": 1, "maxItems": MAX_BATCH, "items": REPORT_SCHEMA},
     },
 }
@@ -133,3 +196,54 @@ def make_batch(
         "boot_id": boot_id,
         "reports": reports,
     }
+
+
+def plausibility_problems(batch: dict[str, Any], now: float) -> list[str]:
+    """What a schema-valid batch claims that cannot be true, as ``field: why`` (empty when none).
+
+    ``now`` is the NOC's wall clock. These are the cross-field rules of the module docstring; an
+    honest agent never breaks them, whatever its wall clock says within the skew allowed.
+    """
+    problems: list[str] = []
+    sent_at, sent_mono = float(batch["sent_at"]), float(batch["sent_mono"])
+    skew = sent_at - now
+    if abs(skew) > MAX_WALL_CLOCK_SKEW_S:
+        problems.append(f"sent_at: the agent's clock is {abs(skew) / 86400:.0f} days "
+                        f"{'ahead of' if skew > 0 else 'behind'} the NOC's (at most "
+                        f"{MAX_WALL_CLOCK_SKEW_S / 86400:.0f} allowed); set the host's clock (NTP)")
+    for i, r in enumerate(batch["reports"]):
+        where = f"reports[{i}]"
+        collected_at = float(r["collected_at"])
+        if r["boot_id"] == batch["boot_id"]:
+            age = sent_mono - float(r["mono"])
+            if age < 0:
+                problems.append(f"{where}.mono: {r['mono']} is after the batch's sent_mono {sent_mono} in the "
+                                "same boot; a report is collected before it is sent")
+            elif age > MAX_REPORT_AGE_S:
+                problems.append(f"{where}.mono: the report is {age / 86400:.0f} days older than its batch "
+                                f"(at most {MAX_REPORT_AGE_S / 86400:.0f})")
+        if collected_at > sent_at + CLOCK_STEP_S:
+            problems.append(f"{where}.collected_at: {collected_at - sent_at:.0f} s after the batch's sent_at")
+        elif sent_at - collected_at > MAX_REPORT_AGE_S:
+            problems.append(f"{where}.collected_at: the report is {(sent_at - collected_at) / 86400:.0f} days "
+                            f"older than its batch (at most {MAX_REPORT_AGE_S / 86400:.0f})")
+        if float(r["boot_time"]) > collected_at + CLOCK_STEP_S:
+            problems.append(f"{where}.boot_time: the host booted {float(r['boot_time']) - collected_at:.0f} s "
+                            "after the report was collected")
+        problems += _same_name_twice(f"{where}.interfaces", "name", [it["name"] for it in r["interfaces"]])
+        disks = r["host"].get("disks", [])
+        problems += _same_name_twice(f"{where}.host.disks", "mount", [d["mount"] for d in disks])
+        if r["host"]["mem_used"] > r["host"]["mem_total"]:
+            problems.append(f"{where}.host.mem_used: more than mem_total")
+        problems += [f"{where}.host.disks[{j}].used: more than its total" for j, d in enumerate(disks)
+                     if d["used"] > d["total"]]
+        for j, run in enumerate(r.get("backups", ())):
+            if float(run["at"]) > sent_at + CLOCK_STEP_S:
+                problems.append(f"{where}.backups[{j}].at: the run is dated {float(run['at']) - sent_at:.0f} s "
+                                "after the batch was sent")
+    return problems[:20]
+
+
+def _same_name_twice(where: str, key: str, names: list[str]) -> list[str]:
+    twice = sorted(n for n, count in Counter(names).items() if count > 1)
+    return [f"{where}: the {key} {n!r} appears more than once; report each once" for n in twice[:3]]

@@ -1,17 +1,21 @@
 """The collector's HTTP ingest API (aiohttp): authenticate, validate, rate-limit, commit, ack.
 
 ``POST /api/v1/reports`` takes a batch (see :mod:`agents.wire`). The order of checks is fixed so
-that nothing is stored unless everything passed: size → token → rate limit → JSON → schema →
-identity (an agent may only report for itself) → batch order → durable commit → 200 with the
+that nothing is stored unless everything passed: size → token → rate limit → strict JSON
+(:mod:`collectors.strict_json`) → schema → identity (an agent may only report for itself) → batch
+order → plausibility (:func:`agents.wire.plausibility_problems`) → durable commit → 200 with the
 accepted and duplicate sequence numbers. Every refusal is a 4xx JSON body ``{"error": …}``
-written for the agency sysadmin who reads the agent's log.
+written for the agency sysadmin who reads the agent's log, naming the field and why.
+
+Nothing a client sends may make the NOC answer 5xx: a store that cannot take the write answers
+503 with Retry-After (the agent keeps the batch and retries); a bug that slips past every check is
+logged once with the agent's id and answered 500 with no traceback.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -20,15 +24,25 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aiohttp import web
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
 
-from agents.wire import BATCH_SCHEMA, MAX_BATCH, MAX_BODY_BYTES
-from core.errors import ReportError
+from agents.wire import BATCH_SCHEMA, MAX_BATCH, MAX_BODY_BYTES, MAX_DEPTH, MAX_KEYS, plausibility_problems
+from collectors import strict_json
+from core.errors import ReportError, StateError
 
 log = logging.getLogger("pantau.ingest")
 
-_VALIDATOR = Draft202012Validator(BATCH_SCHEMA)
+
+def _is_integer(_checker: Any, instance: Any) -> bool:
+    # JSON Schema counts 1.0 as an integer; a counter or a seq sent as a float is not one here.
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+_StrictValidator = validators.extend(  # type: ignore[no-untyped-call]
+    Draft202012Validator, type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer))
+_VALIDATOR = _StrictValidator(BATCH_SCHEMA)
+STORE_RETRY_AFTER_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -84,6 +98,8 @@ def _path(err: ValidationError) -> str:
 
 
 def _short(err: ValidationError) -> str:
+    if err.validator == "not" and isinstance(err.validator_value, dict) and "pattern" in err.validator_value:
+        return "contains a control character or a lone surrogate, which this field does not allow"
     msg = err.message
     return msg if len(msg) <= 200 else msg[:197] + "..."
 
@@ -146,6 +162,20 @@ class IngestApp:
         return _error(status, message, **extra)
 
     async def post_reports(self, request: web.Request) -> web.Response:
+        """Take one batch; never lets an exception become aiohttp's own 500 page."""
+        agent: list[str] = []
+        try:
+            return await self._post_reports(request, agent)
+        except StateError as exc:
+            log.error("could not store a batch from agent %s: %s; told it to retry", agent[0] if agent else "?", exc)
+            return _error(503, "the NOC cannot store reports right now; keep them and retry",
+                          retry_after=STORE_RETRY_AFTER_S)
+        except Exception:
+            log.exception("bug: a batch from agent %s could not be handled (%s)", agent[0] if agent else "?",
+                          request.remote or "?")
+            return _error(500, "the NOC failed to handle this batch; its operators have the details in the NOC log")
+
+    async def _post_reports(self, request: web.Request, agent_seen: list[str]) -> web.Response:
         peer = request.remote or "?"
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
             log.warning("refused an oversized report body (%d bytes) from %s", request.content_length, peer)
@@ -162,6 +192,7 @@ class IngestApp:
             return self._refuse(
                 401, "the token is unknown or revoked; ask the NOC for a new one (pantau agents add)"
             )
+        agent_seen.append(agent)
         bucket = self._buckets.setdefault(agent, TokenBucket(self.rate, self.burst))
         wait = bucket.take(time.monotonic())
         if wait > 0:
@@ -172,13 +203,16 @@ class IngestApp:
             log.warning("refused an oversized report body from agent %r (%s)", agent, peer)
             return self._refuse(413, f"report body exceeds the limit of {MAX_BODY_BYTES} bytes")
         try:
-            doc = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            return self._refuse(400, f"body is not valid JSON: {exc}")
+            doc, non_finite = strict_json.loads(raw, max_depth=MAX_DEPTH, max_keys=MAX_KEYS)
+        except ReportError as exc:
+            log.warning("refused a report from agent %r that is not strict JSON: %s", agent, exc)
+            return self._refuse(400, str(exc))
         problems = describe_errors(doc)
         if problems:
             log.warning("refused a malformed report from agent %r: %s", agent, "; ".join(problems[:3]))
             return self._refuse(422, "the report does not match schema v1", problems=problems)
+        if non_finite:  # the schema refuses every marker; this is the second lock on the door
+            return self._refuse(400, "the body holds NaN, Infinity or a number too large for a float")
         if doc["agent"] != agent:
             log.warning("agent %r tried to report as %r from %s: refused", agent, doc["agent"], peer)
             return self._refuse(
@@ -188,6 +222,10 @@ class IngestApp:
         if any(b <= a for a, b in itertools.pairwise(seqs)):
             return self._refuse(422, "reports in a batch must have strictly increasing seq numbers",
                                 problems=[f"reports.seq: {seqs[:20]}"])
+        problems = plausibility_problems(doc, self.clock())
+        if problems:
+            log.warning("refused an implausible report from agent %r: %s", agent, "; ".join(problems[:3]))
+            return self._refuse(422, "the report claims what cannot be true", problems=problems)
         try:
             result: CommitResult = await self._run_db(self.store.commit_batch, agent, doc, self.clock())
         except ReportError as exc:
@@ -233,6 +271,7 @@ def openapi_document(server_url: str = "/") -> dict[str, Any]:
                     "413": resp("body too large"),
                     "422": resp("body does not match the schema"),
                     "429": resp("too many requests from this agent; see Retry-After"),
+                    "503": resp("the NOC cannot store reports right now; keep them and retry after Retry-After"),
                 },
             }},
             "/healthz": {"get": {"summary": "Liveness and TSDB backlog", "responses": {"200": {"description": "ok"}}}},

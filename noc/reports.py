@@ -54,27 +54,30 @@ def apply_batch(c: sqlite3.Connection, store: StateStore, dev: Device, batch: di
         ts_ns = int(t * 1e9)
         _apply_host(c, dev, r, t, skew, lines, ts_ns)
         _apply_interfaces(c, dev, r, t, lines)
-        _apply_backups(c, dev, r.get("backups", ()), lines)
+        _apply_backups(c, dev, r.get("backups", ()), lines, skew, received_at)
     if lines:
         store.outbox_add(c, lines)
     return CommitResult(accepted, duplicates)
 
 
-def _apply_backups(c: sqlite3.Connection, dev: Device, runs: Any, lines: list[str]) -> None:
+def _apply_backups(c: sqlite3.Connection, dev: Device, runs: Any, lines: list[str], skew: float,
+                   received_at: float) -> None:
     """An agent's claim about its own backup runs: kept and graphed as *reported*, never as verified.
 
-    The agency is the reporting device's own (an agent reports only for itself)."""
+    The agency is the reporting device's own (an agent reports only for itself). The run's time is
+    moved onto the NOC's clock by the batch's skew, and is never later than the batch's arrival."""
     if not dev.agency:
         return
     reporter = f"agent:{dev.id}"
     for b in runs:
+        at = min(received_at, float(b["at"]) - skew)
         c.execute("INSERT INTO backup_runs (agency, site, at, ok, snapshot_id, files, bytes, added, duration_s, "
                   "warnings, error, reported_by) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                  (dev.agency, "pusat_data", b["at"], int(b["ok"]), b["snapshot_id"], b["files"], b["bytes"],
+                  (dev.agency, "pusat_data", at, int(b["ok"]), b["snapshot_id"], b["files"], b["bytes"],
                    b["added"], b["duration_s"], json.dumps(b["warnings"]), b["error"], reporter))
         lines.append(metrics.line(metrics.BACKUP_RUN, {"agency": dev.agency, "reported_by": reporter},
                                   {"ok": int(b["ok"]), "files": b["files"], "bytes": b["bytes"],
-                                   "seconds": b["duration_s"]}, int(b["at"] * 1e9)))
+                                   "seconds": b["duration_s"]}, int(at * 1e9)))
 
 
 def _apply_host(c: sqlite3.Connection, dev: Device, r: dict[str, Any], t: float, skew: float,

@@ -36,6 +36,7 @@ TOKEN_PREFIX = "pnt_"  # noqa: S105 - a prefix, not a secret
 ROLLUP_RETENTION = {60: 8 * 86400, 300: 400 * 86400}
 BACKUP_HISTORY_S = 400 * 86400.0  # a verdict every pass; a year and a month of them for the audit
 LEDGER_RETENTION_S = 35 * 86400
+SSH_LATE_AFTER_S = 3 * 300.0  # a router seen only by the reconciler (every 5 min by default) is late after 3 misses
 
 
 def hash_token(token: str) -> str:
@@ -269,9 +270,11 @@ class StateStore:
             dev = self.devices.get(agent)
         if dev is None:
             raise ReportError(f"device {agent!r} is no longer in the inventory")
-        with self.tx() as c:
-            result = apply_batch(c, self, dev, batch, received_at)
-        return result
+        try:
+            with self.tx() as c:
+                return apply_batch(c, self, dev, batch, received_at)
+        except sqlite3.OperationalError as exc:  # locked past the busy timeout, disk full, I/O error
+            raise StateError(f"the NOC state database {self.path} did not take the batch: {exc}") from exc
 
     def apply_poll(self, poll: DevicePoll) -> None:
         """Durably record one SNMP poll (see :mod:`noc.snmp`)."""
@@ -308,27 +311,35 @@ class StateStore:
                       s.cpu_percent, s.mem_used, s.mem_total, s.clock_skew_s, s.spool_dropped, s.source,
                       s.last_error, s.last_error_at, s.reboots, s.sys_name,
                       (SELECT sum(rx_bps) FROM iface_state i WHERE i.device=d.id AND i.agency IS NOT NULL),
-                      (SELECT sum(tx_bps) FROM iface_state i WHERE i.device=d.id AND i.agency IS NOT NULL)
-               FROM devices d LEFT JOIN device_state s ON s.device=d.id
+                      (SELECT sum(tx_bps) FROM iface_state i WHERE i.device=d.id AND i.agency IS NOT NULL),
+                      b.checked_at, b.in_sync, b.last_error
+               FROM devices d LEFT JOIN device_state s ON s.device=d.id LEFT JOIN bw_router b ON b.device=d.id
                ORDER BY coalesce(d.agency, ''), d.id"""
         ).fetchall()
         out = []
         for r in rows:
-            last_seen = r[4]
+            last_seen, source = r[4], r[13]
             error, error_at = r[14], r[15]
+            late_after = max(3 * (r[5] or 30.0), 30.0)
+            if last_seen is None and error_at is None and r[20] is not None:
+                # a shaping router neither reporting nor polled: the reconciler's SSH read is its contact
+                source = "ssh"
+                if r[21] is None:
+                    error, error_at = r[22], r[20]
+                else:
+                    last_seen, late_after = r[20], SSH_LATE_AFTER_S
             if error_at is not None and (last_seen is None or error_at >= last_seen):
                 state = "unreachable"
             elif last_seen is None:
                 state = "never seen"
             else:
-                late_after = max(3 * (r[5] or 30.0), 30.0)
                 state = "ok" if now - last_seen <= late_after else "late"
             out.append({
                 "agency": r[0], "device": r[1], "kind": r[2], "address": r[3], "state": state,
                 "last_seen": last_seen, "age_s": None if last_seen is None else max(0.0, now - last_seen),
                 "uptime_s": None if r[6] is None else r[6] + (now - last_seen if state == "ok" else 0.0),
                 "boot_time": r[7], "cpu_percent": r[8], "mem_used": r[9], "mem_total": r[10],
-                "clock_skew_s": r[11], "spool_dropped": r[12], "source": r[13],
+                "clock_skew_s": r[11], "spool_dropped": r[12], "source": source,
                 "error": error if state == "unreachable" else None, "reboots": r[16] or 0, "sys_name": r[17],
                 "in_bps": r[18] if state == "ok" else None, "out_bps": r[19] if state == "ok" else None,
             })

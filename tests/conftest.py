@@ -20,10 +20,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from noc import procs
 from noc.inventory import load_inventory
 from noc.state import StateStore
+
+# `pytest --hypothesis-profile=soak` for long runs: every property test, the ingest fuzzer included,
+# tries ten times as many cases as by default.
+settings.register_profile("soak", max_examples=50_000, deadline=None)
 
 
 def pantau(*args: str, check: bool = True, env: dict[str, str] | None = None,
