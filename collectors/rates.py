@@ -14,6 +14,9 @@ between them. What can go wrong, and what we do:
   exact average rate over it.
 * **clock skew**: intervals are measured on the reporting host's monotonic clock, never on wall
   clocks, so a wrong or jumping wall clock cannot make a rate.
+* **too short**: two samples closer than ``MIN_ELAPSED`` cannot give a rate worth the name. The
+  interval is ``TOO_SHORT`` and the caller keeps its previous baseline, so the next interval covers
+  these bytes: no byte is ever lost because two samples came close together.
 
 Nothing here returns a negative rate or one above ``max_bps``.
 """
@@ -32,6 +35,7 @@ class DeltaKind(Enum):
     WRAP = "wrap"
     RESET = "reset"
     UNKNOWN = "unknown"  # no trustworthy difference for this interval
+    TOO_SHORT = "too_short"  # too close to the previous sample to judge: keep the previous baseline
 
 
 @dataclass(frozen=True)
@@ -47,8 +51,10 @@ def counter_delta(prev: int, cur: int, *, bits: int, elapsed: float, max_per_sec
 
     ``max_per_second`` bounds what is plausible (counter units per second).
     """
-    if elapsed < MIN_ELAPSED or prev < 0 or cur < 0:
+    if prev < 0 or cur < 0 or elapsed < 0:
         return Delta(None, DeltaKind.UNKNOWN)
+    if elapsed < MIN_ELAPSED:
+        return Delta(None, DeltaKind.TOO_SHORT)
     limit = max_per_second * elapsed
     modulus = 2**bits
     if cur >= prev:
@@ -96,6 +102,8 @@ def interval_rate(prev: CounterPoint, cur: CounterPoint, *, max_bps: float | Non
     rx = counter_delta(prev.rx_bytes, cur.rx_bytes, bits=bits, elapsed=elapsed, max_per_second=cap_bytes)
     tx = counter_delta(prev.tx_bytes, cur.tx_bytes, bits=bits, elapsed=elapsed, max_per_second=cap_bytes)
     kind = rx.kind if rx.kind is not DeltaKind.OK else tx.kind
+    if DeltaKind.TOO_SHORT in (rx.kind, tx.kind):
+        kind = DeltaKind.TOO_SHORT
 
     def bps(d: Delta) -> float | None:
         return None if d.value is None else d.value * 8 / elapsed

@@ -3,7 +3,9 @@
 For every interface reading: find its previous sample (keyed by device and interface *name*, so an
 ifIndex renumbered after a reboot never mixes two interfaces' counters), compute the interval's
 rate (:mod:`collectors.rates`), add bytes to the 1- and 5-minute rollups per interface and per
-agency, update the latest state, and queue the TSDB line.
+agency, update the latest state, and queue the TSDB line. A sample too close to the previous one to
+judge leaves the previous one as the baseline, so the next interval carries its bytes: the
+rollups' byte sums equal the counters' difference however the samples are spaced.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from collectors import metrics
-from collectors.rates import CounterPoint, bucket_shares, interval_rate
+from collectors.rates import CounterPoint, DeltaKind, bucket_shares, interval_rate
 from noc.model import Device
 
 log = logging.getLogger("pantau.counters")
@@ -37,6 +39,15 @@ class IfaceReading:
     speed_bps: int | None = None
     if_index: int | None = None
     alias: str | None = None
+
+
+def _u64_to_sql(value: int) -> int:
+    """SQLite integers are signed 64-bit: a counter past 2**63 is kept as its two's complement."""
+    return value - 2**64 if value >= 2**63 else value
+
+
+def _u64_from_sql(value: int) -> int:
+    return value + 2**64 if value < 0 else value
 
 
 def add_rollup(c: sqlite3.Connection, scope: str, key: str, t_end: float, elapsed: float, rx: float,
@@ -99,10 +110,12 @@ def apply_interfaces(
         rx_bps = tx_bps = None
         acc = per_agency.setdefault(agency, [0.0, 0.0, None, True]) if agency else None
         known = False
+        new_baseline = newer
         if prev is not None and newer:
-            rate = interval_rate(CounterPoint(prev[1], prev[2], prev[3], prev[4], prev[5]), cur,
-                                 max_bps=it.speed_bps * 2 if it.speed_bps else None)
+            baseline = CounterPoint(prev[1], prev[2], _u64_from_sql(prev[3]), _u64_from_sql(prev[4]), prev[5])
+            rate = interval_rate(baseline, cur, max_bps=it.speed_bps * 2 if it.speed_bps else None)
             rx_bps, tx_bps = rate.rx_bps, rate.tx_bps
+            new_baseline = rate.kind is not DeltaKind.TOO_SHORT
             if rate.rx_bytes is not None and rate.tx_bytes is not None and 0 < rate.elapsed <= MAX_ROLLUP_INTERVAL_S:
                 known = True
                 add_rollup(c, "iface", f"{dev.id}/{it.name}", t, rate.elapsed, rate.rx_bytes, rate.tx_bytes)
@@ -113,14 +126,18 @@ def apply_interfaces(
                     acc[2] = rate.elapsed
         if acc is not None and not known:
             acc[3] = False
-        if newer:
+        link_up = None if it.up is None else int(it.up)
+        if new_baseline:
             c.execute("INSERT OR REPLACE INTO iface_last (device, iface, seq, boot_id, mono, rx_bytes, tx_bytes, "
                       "bits, if_index) VALUES (?,?,?,?,?,?,?,?,?)",
-                      (dev.id, it.name, seq, boot_id, mono, it.rx_bytes, it.tx_bytes, it.bits, it.if_index))
+                      (dev.id, it.name, seq, boot_id, mono, _u64_to_sql(it.rx_bytes), _u64_to_sql(it.tx_bytes), it.bits,
+                       it.if_index))
             c.execute("INSERT OR REPLACE INTO iface_state (device, iface, agency, last_seen, rx_bps, tx_bps, up, "
                       "if_index, alias, speed_bps) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                      (dev.id, it.name, agency, t, rx_bps, tx_bps, None if it.up is None else int(it.up),
-                       it.if_index, it.alias, it.speed_bps))
+                      (dev.id, it.name, agency, t, rx_bps, tx_bps, link_up, it.if_index, it.alias, it.speed_bps))
+        elif newer:  # too soon after the last sample: seen now, its rate stays the last one judged
+            c.execute("UPDATE iface_state SET last_seen=?, up=? WHERE device=? AND iface=?",
+                      (t, link_up, dev.id, it.name))
         fields: dict[str, float | int | bool | None] = {"rx_bytes": it.rx_bytes, "tx_bytes": it.tx_bytes,
                                                         "rx_bps": rx_bps, "tx_bps": tx_bps, **it.extra}
         if it.up is not None:

@@ -43,7 +43,7 @@ def test_noc_down_two_minutes_every_sample_arrives_exactly_once(vm: VM, noc_fact
     assert "NOC reachable again" in (noc.home / "agents" / "srv-a" / "agent.log").read_text()
 
 
-def test_sigkill_mid_stream_loses_no_acknowledgedmake_report(noc_factory: Any) -> None:
+def test_sigkill_mid_stream_loses_no_acknowledged_report(noc_factory: Any) -> None:
     noc = noc_factory()
     sender = Sender(noc.url, noc.token("srv-a"), timeout=5)
     acked: list[int] = []

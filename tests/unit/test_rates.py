@@ -112,3 +112,10 @@ def test_percentile_nearest_rank() -> None:
     assert percentile(list(range(1, 101)), 95) == 95
     assert percentile([5.0], 95) == 5.0
     assert percentile([], 95) is None
+
+
+def test_samples_too_close_together_are_too_short_not_unknown() -> None:
+    r = interval_rate(CounterPoint("b", 100.0, 0, 0), CounterPoint("b", 100.0001, 500, 500))
+    assert (r.rx_bytes, r.rx_bps, r.kind) == (None, None, DeltaKind.TOO_SHORT)
+    assert counter_delta(0, 10, bits=64, elapsed=0.0, max_per_second=GBIT).kind is DeltaKind.TOO_SHORT
+    assert counter_delta(0, 10, bits=64, elapsed=-1.0, max_per_second=GBIT).kind is DeltaKind.UNKNOWN
