@@ -55,6 +55,18 @@ db_option = click.option("--db", type=click.Path(path_type=Path), default=DEFAUL
                          envvar="PANTAU_DB", help="NOC state database")
 inventory_option = click.option("--inventory", type=click.Path(path_type=Path, exists=True), default=None,
                                 envvar="PANTAU_INVENTORY", help="city inventory (TOML); synced into the state first")
+# Read-only commands take --inventory too, so a script can pass the same options to every command
+# that reads the same store; they check the file and never write it into the state.
+def _check_inventory(_ctx: click.Context, _param: click.Parameter, path: Path | None) -> None:
+    if path is not None:
+        from noc.inventory import load_inventory
+
+        load_inventory(path)
+
+
+inventory_read_option = click.option("--inventory", type=click.Path(path_type=Path, exists=True), default=None,
+                                     envvar="PANTAU_INVENTORY", expose_value=False, callback=_check_inventory,
+                                     help="city inventory (TOML); checked, not written into the state")
 operator_option = click.option("--operator", default=None, help="who is acting (default: your OS user)")
 
 
@@ -354,6 +366,7 @@ def audit_group() -> None:
 
 @audit_group.command("list")
 @db_option
+@inventory_read_option
 @click.option("--limit", type=int, default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 def audit_list(db: Path, limit: int, as_json: bool) -> None:
@@ -370,6 +383,7 @@ def audit_list(db: Path, limit: int, as_json: bool) -> None:
 
 @audit_group.command("verify")
 @db_option
+@inventory_read_option
 def audit_verify(db: Path) -> None:
     """Check the audit log's hash chain: any edited or removed entry breaks it."""
     n, bad = _open_state(db, None).verify_audit()
@@ -426,9 +440,12 @@ def dashboards_push(url: str, token_env: str, folder_uid: str | None, datasource
 @click.option("--no-tsdb", is_flag=True, help="do not start VictoriaMetrics even if installed")
 @click.option("--inventory", type=click.Path(path_type=Path, exists=True), default=None,
               help="use this city instead of the embedded demo city")
+@click.option("--outage-at", type=float, default=12.0, show_default=True,
+              help="seconds until the embedded city's core router loses power")
+@click.option("--outage-for", type=float, default=70.0, show_default=True, help="seconds until it is back")
 def demo(state_dir: Path, port: int, interval: float, duration: float | None, no_tsdb: bool,
-         inventory: Path | None) -> None:
+         inventory: Path | None, outage_at: float, outage_for: float) -> None:
     """Start a working NOC on embedded defaults with the demo city's agents running on this host."""
     from noc.demo import DemoOptions, run_demo
 
-    run_demo(DemoOptions(state_dir, port, interval, duration, not no_tsdb, inventory))
+    run_demo(DemoOptions(state_dir, port, interval, duration, not no_tsdb, inventory, outage_at, outage_for))

@@ -45,6 +45,8 @@ class DemoOptions:
     duration: float | None
     tsdb: bool
     inventory: Path | None
+    outage_at_s: float = 12.0  # when the embedded city's core router loses power
+    outage_for_s: float = 70.0  # and how long until it is back
 
 
 EDGE_ROUTER = """
@@ -75,25 +77,25 @@ def _reallocate(store: StateStore, inv: Inventory) -> None:
 
 class _Outage:
     """The demo's scripted outage: the core router loses power (its snmpd stops) and bappeda-srv1,
-    reached through it, goes silent; both return after ``OUTAGE_S``. One root incident, the
-    server's missed heartbeat attached to it."""
-
-    START_S, OUTAGE_S = 12.0, 70.0
+    reached through it, goes silent; both return ``outage_s`` later. One root incident, the
+    server's missed heartbeat attached to it; the router comes back on its own address with its
+    own SNMPv3 engine (its boots up by one) and the incident resolves with its consequence."""
 
     def __init__(self, snmpd: subprocess.Popen[bytes], agent: subprocess.Popen[bytes] | None,
-                 children: list[subprocess.Popen[bytes]]) -> None:
+                 children: list[subprocess.Popen[bytes]], start_s: float, outage_s: float) -> None:
         self.snmpd, self.agent, self.children, self.phase = snmpd, agent, children, 0
+        self.start_s, self.outage_s = start_s, outage_s
 
     def step(self, elapsed: float, start_snmpd: Any, start_agent: Any) -> None:
-        if self.phase == 0 and elapsed >= self.START_S:
+        if self.phase == 0 and elapsed >= self.start_s:
             self.phase = 1
             click.echo("\n== outage: the core router (core-rtr) loses power; bappeda-srv1 behind it goes silent "
-                       f"(back in {self.OUTAGE_S:.0f} s) — watch one incident, with its consequence attached")
+                       f"(back in {self.outage_s:.0f} s) — watch one incident, with its consequence attached")
             for p in (self.snmpd, self.agent):
                 if p is not None:
                     self.children.remove(p)
                     procs.stop(p)
-        elif self.phase == 1 and elapsed >= self.START_S + self.OUTAGE_S:
+        elif self.phase == 1 and elapsed >= self.start_s + self.outage_s:
             self.phase = 2
             click.echo("\n== the core router is back; bappeda-srv1 reports again")
             self.snmpd = start_snmpd()
@@ -128,7 +130,9 @@ def _write_demo_secrets(path: Path) -> None:
                  f'disdik-sw1-community = "{secrets.token_hex(8)}"\n' + demo_backup_secrets())
 
 
-def _start_demo_snmpd(state: Path, port: int, logs: Path) -> subprocess.Popen[bytes]:
+def _start_demo_snmpd(state: Path, port: int, logs: Path, *, restart: bool = False) -> subprocess.Popen[bytes]:
+    """snmpd as the core router. A ``restart`` keeps its persistent state, as a router's reboot keeps
+    its SNMPv3 engine ID (its engineBoots goes up by one)."""
     keys = tomllib.loads((state / "secrets.toml").read_text())
     conf = state / "snmpd.conf"
     persist = state / "snmp"
@@ -138,7 +142,7 @@ def _start_demo_snmpd(state: Path, port: int, logs: Path) -> subprocess.Popen[by
         fh.write(f"agentAddress udp:127.0.0.1:{port}\n"
                  f"createUser pantau SHA {keys['core-rtr-snmp-auth']} AES {keys['core-rtr-snmp-priv']}\n"
                  "rouser pantau priv\n")
-    for stale in persist.glob("*.conf"):
+    for stale in [] if restart else persist.glob("*.conf"):
         stale.unlink()  # keys change every demo run: forget the previous run's users
     return subprocess.Popen(["snmpd", "-f", "-C", "-c", str(conf), "-Lf", str(logs / "snmpd.log"),
                              "-p", str(state / "snmpd.pid")], env={**os.environ, "SNMP_PERSISTENT_DIR": str(persist)},
@@ -238,7 +242,8 @@ def run_demo(opt: DemoOptions) -> None:
         click.echo(f"started {len(agents)} agent(s) every {opt.interval:.0f}s "
                    f"({'as user nobody' if who[:1] == ['--user'] else 'as the current user'}); Ctrl-C stops the demo")
         started = time.monotonic()
-        outage = _Outage(snmpd, agent_procs.get("bappeda-srv1"), children) if opt.inventory is None and snmpd else None
+        outage = (_Outage(snmpd, agent_procs.get("bappeda-srv1"), children, opt.outage_at_s, opt.outage_for_s)
+                  if opt.inventory is None and snmpd else None)
         every = max(10.0, 2 * opt.interval)
         next_print = started + min(every, 2 * opt.interval + 1)
         while opt.duration is None or time.monotonic() - started < opt.duration:
@@ -248,7 +253,8 @@ def run_demo(opt: DemoOptions) -> None:
                     raise click.ClickException(f"a demo process exited early (code {p.returncode}): "
                                                f"{p.args!s:.200}; see {logs}")
             if outage is not None:
-                outage.step(time.monotonic() - started, lambda: _start_demo_snmpd(state, snmp_port or 0, logs),
+                outage.step(time.monotonic() - started,
+                            lambda: _start_demo_snmpd(state, snmp_port or 0, logs, restart=True),
                             lambda: procs.start_agent("bappeda-srv1", noc_url, state / "agents" / "bappeda-srv1" /
                                                       "token", state / "agents" / "bappeda-srv1" / "spool",
                                                       logs / "agent-bappeda-srv1.log", interval=opt.interval))

@@ -121,11 +121,14 @@ class Snmpd:
     priv: str
 
 
-def start_snmpd(home: Path, addr: str, port: int, prefix: list[str] | None = None
+def start_snmpd(home: Path, addr: str, port: int, prefix: list[str] | None = None, *, same_as: Snmpd | None = None
                 ) -> tuple[Snmpd, subprocess.Popen[bytes]]:
-    """Debian's snmpd with a v2c community and a v3 authPriv (SHA/AES) user; ``prefix`` e.g. netns exec."""
-    cfg = Snmpd(addr, port, "pt-" + os.urandom(4).hex(), "pantau", "authkey-" + os.urandom(4).hex(),
-                "privkey-" + os.urandom(4).hex())
+    """Debian's snmpd with a v2c community and a v3 authPriv (SHA/AES) user; ``prefix`` e.g. netns exec.
+
+    ``same_as`` starts it again with the credentials of an earlier start (a reboot keeps them; the
+    SNMPv3 engine ID and boots live in ``home/snmp-persist``, which a test may wipe)."""
+    cfg = same_as or Snmpd(addr, port, "pt-" + os.urandom(4).hex(), "pantau", "authkey-" + os.urandom(4).hex(),
+                           "privkey-" + os.urandom(4).hex())
     conf = home / "snmpd.conf"
     conf.write_text(SNMPD_CONF.format(addr=addr, port=port, community=cfg.community, user=cfg.user,
                                       auth=cfg.auth, priv=cfg.priv))

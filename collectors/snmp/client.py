@@ -6,6 +6,7 @@ back as plain Python (int, str); MIB look-ups are off (numeric OIDs only).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +37,7 @@ _PRIV = {"AES": usmAesCfb128Protocol, "AES128": usmAesCfb128Protocol, "AES256": 
 _AUTH_FAILURES = {"WrongDigest", "UnknownUserName", "DecryptionError", "UnknownSecurityName",
                   "UnsupportedSecLevel", "AuthenticationError", "UnknownEngineID"}
 _END = (rfc1905.EndOfMibView, rfc1905.NoSuchObject, rfc1905.NoSuchInstance)
+log = logging.getLogger("pantau.snmp")
 
 
 @dataclass(frozen=True)
@@ -76,11 +78,45 @@ def _plain(value: Any) -> int | str | None:
         return str(value)
 
 
+def _forget_peer(engine: SnmpEngine, host: str, port: int) -> bool:
+    """Drop what ``engine`` learned of the SNMPv3 agent at host:port (engine ID, boots, time).
+
+    pysnmp keeps this for 5 minutes and offers no call to drop it; a device that restarted (new
+    boots) or was replaced (new engine ID) is not understood until then. The two caches are
+    private to pysnmp 7 (the version pinned in pyproject.toml); if they move, this does nothing and
+    says so once, and pysnmp's own 5-minute expiry still applies.
+    """
+    mp = engine.message_processing_subsystems.get(3)
+    usm = engine.security_models.get(3)
+    peers = getattr(mp, "_SnmpV3MessageProcessingModel__engineIdCache", None)
+    timeline = getattr(usm, "_SnmpUSMSecurityModel__timeline", None)
+    if not isinstance(peers, dict) or not isinstance(timeline, dict):
+        if not _warned_internals:
+            _warned_internals.append(True)
+            log.warning("this pysnmp keeps SNMPv3 discovery elsewhere: a restarted device is understood again "
+                        "only after pysnmp's 5-minute cache expiry")
+        return False
+    keys = [k for k in peers if tuple(k[1])[:2] == (host, port)]
+    for k in keys:
+        timeline.pop(peers.pop(k)["securityEngineId"], None)
+    return bool(keys)
+
+
+_warned_internals: list[bool] = []
+
+
 class SnmpClient:
-    """Shares SNMP engines between requests; one client per poller."""
+    """Shares SNMP engines between requests; one client per poller.
+
+    An SNMPv3 engine remembers what it discovered of each device. When a device that answered
+    before stops answering, the client forgets that and asks once more, discovering afresh: a
+    router that rebooted (its engineBoots went up) or was replaced (a new engine ID) is read again
+    at once, not after pysnmp's 5-minute cache expiry.
+    """
 
     def __init__(self) -> None:
         self._engines: dict[tuple[str, ...], SnmpEngine] = {}
+        self._discovered: set[tuple[str, int]] = set()  # v3 devices that answered since last forgotten
 
     def _engine(self, t: SnmpTarget) -> SnmpEngine:
         # SNMPv3 users are registered in the engine: one engine per distinct v3 credential set,
@@ -145,11 +181,19 @@ class SnmpClient:
                 return found, out
             cols = list(cursor)
             nonrep = len(pending_scalars)
+            request = [*[ObjectType(ObjectIdentity(o)) for o in pending_scalars],
+                       *[ObjectType(ObjectIdentity(cursor[c])) for c in cols]]
             err_ind, err_status, err_index, var_binds = await bulk_cmd(
-                engine, auth, transport, ContextData(), nonrep, max_repetitions,
-                *[ObjectType(ObjectIdentity(o)) for o in pending_scalars],
-                *[ObjectType(ObjectIdentity(cursor[c])) for c in cols], lookupMib=False)
+                engine, auth, transport, ContextData(), nonrep, max_repetitions, *request, lookupMib=False)
+            if err_ind and t.version != "2c" and (t.host, t.port) in self._discovered:
+                self._discovered.discard((t.host, t.port))  # once: a device that stays down costs no more
+                if _forget_peer(engine, t.host, t.port):
+                    log.info("%s did not answer; asking again with its SNMPv3 engine discovered afresh", t.where)
+                    err_ind, err_status, err_index, var_binds = await bulk_cmd(
+                        engine, auth, transport, ContextData(), nonrep, max_repetitions, *request, lookupMib=False)
             self._check(t, err_ind, err_status, err_index)
+            if t.version != "2c":
+                self._discovered.add((t.host, t.port))
             for asked, vb in zip(pending_scalars, var_binds[:nonrep], strict=False):
                 oid = str(vb[0])
                 found[asked] = _plain(vb[1]) if oid.startswith(asked + ".") else None

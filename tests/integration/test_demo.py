@@ -37,8 +37,10 @@ def demo() -> Iterator[Demo]:
     where = Path(tempfile.mkdtemp(prefix="pantau-demo-"))
     os.chmod(where, 0o755)  # the demo's agents run as nobody
     port = free_port()
+    # the first backup pass (~20 s); the outage from 12 s to 62 s, its consequence (bappeda-srv1 late
+    # after 30 s of silence, ~45 s) and its end; two status rounds after the core router is back
     out = pantau("demo", "--state-dir", str(where / "demo"), "--port", str(port), "--interval", "2",
-                 "--duration", "56")  # the first backup pass (~20 s) and the outage's consequences (~45 s)
+                 "--outage-at", "12", "--outage-for", "50", "--duration", "85")
     yield Demo(where / "demo", out)
     shutil.rmtree(where, ignore_errors=True)
 
@@ -61,6 +63,8 @@ def test_demo_main_job_runs_and_shows_status(demo: Demo) -> None:
         edge = next(line for line in out.stdout.rsplit("== shaping routers", 1)[-1].splitlines()
                     if line.startswith("edge-rtr"))
         assert "in sync" in edge and "verified" in edge, edge
+        status = [line.rstrip() for line in out.stdout.splitlines() if line.startswith("(dinas)  edge-rtr")]
+        assert status and status[-1].endswith(" ok"), f"seen over SSH by the reconciler: {status}"
     last = out.stdout.rsplit("== Kota Demo", 1)[-1]
     assert "core-rtr" in last and "disdik-sw1" in last
     assert "unreachable: no SNMP answer" in last, "the switched-off switch reads as unreachable"
@@ -68,12 +72,27 @@ def test_demo_main_job_runs_and_shows_status(demo: Demo) -> None:
     assert any(line.endswith(" ok") for line in rtr), rtr  # SNMPv3 answers before the scripted outage
     # the outage: one root incident for the core router, bappeda-srv1's silence attached to it
     assert "== outage: the core router (core-rtr) loses power" in out.stdout
-    incidents = out.stdout.rsplit("== incidents for the service desk", 1)[-1].split("\n== ", 1)[0]
+    during, after = out.stdout.split("== the core router is back", 1)
+    incidents = during.rsplit("== incidents for the service desk", 1)[-1].split("\n== ", 1)[0]
     root = next(line for line in incidents.splitlines() if "core-rtr is down" in line)
     root_id = root.split()[0]
     attached = [line for line in incidents.splitlines() if f"->{root_id}" in line]
     assert any("bappeda-srv1" in line and "device_down" in line for line in attached), incidents
     assert not any("found damage" in line for line in attached), "a corrupt pack is no consequence of an outage"
+    # ... and its end: the router answers again on its own address, the incident resolves with its consequence
+    final = after.rsplit("== incidents for the service desk", 1)[-1].split("\n== ", 1)[0]
+    assert not [line for line in final.splitlines() if "device_down" in line and ("core-rtr" in line or
+                                                                                 "bappeda-srv1" in line)], final
+    rtr_after = [line.rstrip() for line in after.splitlines() if line.startswith("(dinas)  core-rtr")]
+    assert rtr_after and rtr_after[-1].endswith(" ok"), rtr_after
+    db = sqlite3.connect(demo.state / "noc.sqlite")
+    outage = db.execute("SELECT id, resolved_at FROM incidents WHERE device='core-rtr' AND category='device_down' "
+                        "AND parent_id IS NULL").fetchall()
+    consequence = db.execute("SELECT parent_id, resolved_at FROM incidents WHERE device='bappeda-srv1' "
+                             "AND category='device_down'").fetchall()
+    db.close()
+    assert len(outage) == 1 and f"#{outage[0][0]}" == root_id and outage[0][1] is not None, outage
+    assert [(parent, resolved is not None) for parent, resolved in consequence] == [(outage[0][0], True)], consequence
     noc_log = (demo.state / "logs" / "noc.log").read_text()
     polls = [ln for ln in noc_log.splitlines() if "disdik-sw1 (127.0.0.1" in ln and "pantau.incidents" not in ln]
     assert len(polls) == 1, "a dead device is logged once, not at every poll (and once as its incident)"
