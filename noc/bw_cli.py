@@ -18,7 +18,7 @@ from core.errors import ConfigError
 from core.units import format_rate, parse_duration, parse_rate
 from noc.bandwidth.alloc import Book, Rates
 from noc.bandwidth.ledger import Change, Ledger, history
-from noc.cli import db_option, operator_name, operator_option
+from noc.cli import db_option, inventory_read_option, operator_name, operator_option
 from noc.inventory import Secrets, load_inventory, secrets_path
 from noc.model import Inventory
 from noc.state import StateStore
@@ -285,6 +285,7 @@ def bw_apply(device: str | None, reason: str, inventory: Path, db: Path, operato
 @click.argument("agency", required=False)
 @click.option("--limit", default=50, show_default=True)
 @db_option
+@inventory_read_option
 @json_option
 def bw_history(agency: str | None, limit: int, db: Path, as_json: bool) -> None:
     """Every change to the division (who, when, before, after, why), oldest first."""

@@ -56,6 +56,16 @@ def resolve_target(host: str | None, device: str | None, inventory: Path | None,
     return t, None, set()
 
 
+def _uptime_s(poll: DevicePoll) -> float | None:
+    return None if poll.sys_uptime_ticks is None else poll.sys_uptime_ticks / 100
+
+
+def _uptime_text(poll: DevicePoll) -> str:
+    """``up 3d 4h``, or that the device did not say (no sysUpTime in its answer)."""
+    uptime = _uptime_s(poll)
+    return "uptime unknown (no sysUpTime in the answer)" if uptime is None else f"up {format_duration(uptime)}"
+
+
 def _oper(up: bool | None) -> str:
     return "?" if up is None else ("up" if up else "down")
 
@@ -108,10 +118,10 @@ def discover(as_json: bool, **kw: object) -> None:
                      f"{agency} ({how})" if agency else "-"])
     if as_json:
         click.echo(json.dumps({"device": t.name, "sys_name": poll.sys_name, "sys_descr": poll.sys_descr,
-                               "uptime_s": (poll.sys_uptime_ticks or 0) / 100, "interfaces": rows}, indent=2))
+                               "uptime_s": _uptime_s(poll), "interfaces": rows}, indent=2))
         return
     click.echo(f"{t.where}: {poll.sys_name or '(no sysName)'} — {poll.sys_descr[:80]}")
-    click.echo(f"up {format_duration((poll.sys_uptime_ticks or 0) / 100)}; {len(rows)} interfaces; "
+    click.echo(f"{_uptime_text(poll)}; {len(rows)} interfaces; "
                f"answered in {poll.duration_s * 1000:.0f} ms")
     click.echo(table(["IFINDEX", "NAME", "ALIAS", "OPER", "SPEED", "COUNTERS", "AGENCY"], body))
 
@@ -125,7 +135,7 @@ def poll_cmd(as_json: bool, **kw: object) -> None:
     if as_json:
         click.echo(json.dumps(asdict(poll), indent=2))
         return
-    click.echo(f"{t.where}: sysUpTime {format_duration((poll.sys_uptime_ticks or 0) / 100)}, "
+    click.echo(f"{t.where}: {_uptime_text(poll)}, "
                f"poll took {poll.duration_s * 1000:.0f} ms")
     click.echo(table(["IFINDEX", "NAME", "IN OCTETS", "OUT OCTETS", "BITS", "IN ERR", "OUT ERR", "OPER"], [
         [str(i.index), i.name, str(i.in_octets), str(i.out_octets), str(i.bits), str(i.in_errors or 0),

@@ -184,3 +184,31 @@ interfaces = [ { name = "eth1", agency = "dinkes" }, { name = "eth2", agency = "
     assert usage["dinkes"] == (pytest.approx(10e6), 0.0) and usage["disdik"] == (pytest.approx(1e6), 0.0)
     lines = [r[1] for r in s.outbox_peek(100) if r[1].startswith("pantau_agency,")]
     assert any("agency=dinkes" in ln and "down_bps=10000000.0" in ln for ln in lines), lines
+
+
+def test_a_router_seen_only_over_ssh_reads_ok_late_or_unreachable(tmp_path: Path) -> None:
+    from noc.bandwidth.reconcile import RouterReport, record
+
+    inv = parse_inventory(GOOD + """
+[[devices]]
+id = "edge"
+kind = "router"
+vendor = "linux"
+address = "10.99.0.3"
+ssh = { username = "root", key_file = "/nonexistent/key" }
+""")
+    now = [1_700_000_000.0]
+    s = StateStore(tmp_path / "r.sqlite", clock=lambda: now[0])
+    s.sync_inventory(inv)
+
+    def edge() -> dict[str, Any]:
+        return next(r for r in s.status_rows(now=now[0]) if r["device"] == "edge")
+
+    assert edge()["state"] == "never seen"
+    record(s, [RouterReport("edge", "verify", in_sync=True)])
+    assert (edge()["state"], edge()["source"], edge()["last_seen"]) == ("ok", "ssh", now[0])
+    now[0] += 901  # three reconcile rounds (5 min) missed
+    assert edge()["state"] == "late"
+    record(s, [RouterReport("edge", "verify", in_sync=None, error="edge (10.99.0.3): SSH refused the key")])
+    row = edge()
+    assert (row["state"], row["error"]) == ("unreachable", "edge (10.99.0.3): SSH refused the key")
