@@ -56,9 +56,13 @@ class PsutilProbe:
             stats = psutil.net_if_stats()
             mem = psutil.virtual_memory()
             disks = []
+            seen: set[str] = set()
             for part in psutil.disk_partitions(all=False):
                 if part.fstype in _PSEUDO_FS or (self.mounts is not None and part.mountpoint not in self.mounts):
                     continue
+                if part.mountpoint[:256] in seen:  # mounted over, or bind-mounted twice: one reading
+                    continue
+                seen.add(part.mountpoint[:256])
                 try:
                     du = psutil.disk_usage(part.mountpoint)
                 except OSError:

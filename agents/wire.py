@@ -12,15 +12,17 @@ on its own clock, so an agent whose wall clock is wrong still lands its samples 
 Bounds: every number is finite (the NOC parses strictly: no ``NaN``/``Infinity``, no duplicate
 keys, nesting at most ``MAX_DEPTH``) and within the ``minimum``/``maximum`` given here; free text
 carries no control characters. Rules that relate two fields, or a field to the NOC's clock, cannot
-be written in JSON Schema; :func:`plausibility_problems` holds them and the schema's
-``description`` states them, so the OpenAPI document tells agent authors:
+be written in JSON Schema; :func:`clock_problem` and :func:`plausibility_problems` hold them and
+the schema's ``description`` states them, so the OpenAPI document tells agent authors:
 
-* ``sent_at`` is within ``MAX_WALL_CLOCK_SKEW_S`` (5 years) of the NOC's clock;
-* a report was collected before its batch was sent (``mono <= sent_mono`` within one boot,
-  ``collected_at <= sent_at + CLOCK_STEP_S``) and at most ``MAX_REPORT_AGE_S`` before it;
+* ``sent_at`` is within ``MAX_WALL_CLOCK_SKEW_S`` (5 years) of the NOC's clock (else 409, and the
+  agent keeps its reports until its clock is set);
+* a report was collected before its batch was sent and at most ``MAX_REPORT_AGE_S`` before it:
+  ``mono <= sent_mono`` in the batch's boot, ``collected_at <= sent_at + CLOCK_STEP_S`` for a
+  report of an earlier boot (which only its wall clock can date);
 * a host booted before it collected (``boot_time <= collected_at + CLOCK_STEP_S``);
-* a backup run ended before the batch was sent (``at <= sent_at + CLOCK_STEP_S``);
-* a report names each interface and each mount once, and uses no more memory or disk than it has.
+* a backup run ended before the batch was sent and at most a year before it;
+* a report names each interface once, and uses no more memory or disk than it has.
 """
 
 from __future__ import annotations
@@ -33,8 +35,9 @@ MAX_BATCH = 500
 MAX_INTERFACES = 256
 MAX_DISKS = 64
 MAX_BODY_BYTES = 4 * 1024 * 1024
-U64 = 2**64 - 1  # interface counters and disk sizes: what the kernel and SNMP Counter64 carry
-I64 = 2**63 - 1  # sizes the NOC keeps as SQL integers (memory, backup files and bytes)
+# Every integer on the wire: a signed 64-bit integer, as SQL and the line protocol keep it. A byte
+# counter reaches it after 9.2 EB; past it, a TSDB field would change type and InfluxDB refuse it.
+I64 = 2**63 - 1
 MAX_DEPTH = 32  # a batch nests 5 levels deep (batch, reports, report, host, disks, disk); deeper is hostile
 MAX_KEYS = 32  # no object in a batch has more keys than this
 
@@ -57,9 +60,8 @@ FORBIDDEN_IN_MESSAGE = "[\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f\\ud800-\\udfff]"
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@/+-]{0,63}$"
 ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
 
-_counter = {"type": "integer", "minimum": 0, "maximum": U64}
+_counter = {"type": "integer", "minimum": 0, "maximum": I64}
 _count = {"type": "integer", "minimum": 0, "maximum": MAX_COUNT}
-_size = {"type": "integer", "minimum": 0, "maximum": I64}
 
 
 def _wall(description: str) -> dict[str, Any]:
@@ -123,13 +125,13 @@ BACKUP_RUN_SCHEMA: dict[str, Any] = {
     "required": ["at", "ok", "repo", "snapshot_id", "files", "bytes", "added", "duration_s", "warnings", "error"],
     "properties": {
         "at": _wall(f"when the run ended, on the agent's wall clock: not after the batch's sent_at + "
-                    f"{CLOCK_STEP_S:.0f} s"),
+                    f"{CLOCK_STEP_S:.0f} s, not more than {MAX_REPORT_AGE_S:.0f} s before it"),
         "ok": {"type": "boolean"},
         "repo": _text(500),
         "snapshot_id": {"anyOf": [{"type": "null"}, _named("^[0-9a-f]{8,64}$")]},
-        "files": _size,
-        "bytes": _size,
-        "added": _size,
+        "files": _counter,
+        "bytes": _counter,
+        "added": _counter,
         "duration_s": {"type": "number", "minimum": 0, "maximum": MAX_BACKUP_SECONDS},
         "warnings": {"type": "array", "maxItems": 20, "items": _message(500)},
         "error": {"anyOf": [{"type": "null"}, _message(2000)]},
@@ -142,8 +144,9 @@ REPORT_SCHEMA: dict[str, Any] = {
     "required": ["seq", "collected_at", "mono", "boot_id", "boot_time", "host", "interfaces"],
     "properties": {
         "seq": {"type": "integer", "minimum": 1, "maximum": MAX_COUNT},
-        "collected_at": _wall("when the report was collected, on the agent's wall clock: not after the batch's "
-                              f"sent_at + {CLOCK_STEP_S:.0f} s, not more than {MAX_REPORT_AGE_S:.0f} s before it"),
+        "collected_at": _wall("when the report was collected, on the agent's wall clock; for a report of an "
+                              f"earlier boot, not after the batch's sent_at + {CLOCK_STEP_S:.0f} s and not more "
+                              f"than {MAX_REPORT_AGE_S:.0f} s before it"),
         "mono": _mono("when the report was collected, on the agent's CLOCK_MONOTONIC; in the batch's boot, not "
                       f"after its sent_mono and not more than {MAX_REPORT_AGE_S:.0f} s before it"),
         "boot_id": _text(64, 1),
@@ -156,8 +159,8 @@ REPORT_SCHEMA: dict[str, Any] = {
             "properties": {
                 "cpu_percent": {"type": "number", "minimum": 0, "maximum": 100},
                 "load1": {"type": "number", "minimum": 0, "maximum": MAX_LOAD},
-                "mem_total": _size,
-                "mem_used": _size,
+                "mem_total": _counter,
+                "mem_used": _counter,
                 "disks": {"type": "array", "maxItems": MAX_DISKS, "items": DISK_SCHEMA},
             },
         },
@@ -198,19 +201,28 @@ def make_batch(
     }
 
 
-def plausibility_problems(batch: dict[str, Any], now: float) -> list[str]:
+def clock_problem(batch: dict[str, Any], now: float) -> str | None:
+    """``sent_at: why`` when the agent's wall clock is too far from the NOC's (``now``), else None.
+
+    Not the report's fault, and nothing is lost by waiting: the NOC answers 409 and the agent keeps
+    the batch until its clock is set (its next batch carries the new ``sent_at``)."""
+    skew = float(batch["sent_at"]) - now
+    if abs(skew) <= MAX_WALL_CLOCK_SKEW_S:
+        return None
+    return (f"sent_at: the agent's clock is {abs(skew) / 86400:.0f} days {'ahead of' if skew > 0 else 'behind'} "
+            f"the NOC's (at most {MAX_WALL_CLOCK_SKEW_S / 86400:.0f} allowed); set the host's clock (NTP) and "
+            "the spooled reports will be taken")
+
+
+def plausibility_problems(batch: dict[str, Any]) -> list[str]:
     """What a schema-valid batch claims that cannot be true, as ``field: why`` (empty when none).
 
-    ``now`` is the NOC's wall clock. These are the cross-field rules of the module docstring; an
-    honest agent never breaks them, whatever its wall clock says within the skew allowed.
+    These are the cross-field rules of the module docstring; an honest agent never breaks them,
+    whatever its wall clock says. A report of the batch's boot is dated by its monotonic clock, so
+    only that clock is judged; a report of an earlier boot is dated by its wall clock.
     """
     problems: list[str] = []
     sent_at, sent_mono = float(batch["sent_at"]), float(batch["sent_mono"])
-    skew = sent_at - now
-    if abs(skew) > MAX_WALL_CLOCK_SKEW_S:
-        problems.append(f"sent_at: the agent's clock is {abs(skew) / 86400:.0f} days "
-                        f"{'ahead of' if skew > 0 else 'behind'} the NOC's (at most "
-                        f"{MAX_WALL_CLOCK_SKEW_S / 86400:.0f} allowed); set the host's clock (NTP)")
     for i, r in enumerate(batch["reports"]):
         where = f"reports[{i}]"
         collected_at = float(r["collected_at"])
@@ -222,25 +234,28 @@ def plausibility_problems(batch: dict[str, Any], now: float) -> list[str]:
             elif age > MAX_REPORT_AGE_S:
                 problems.append(f"{where}.mono: the report is {age / 86400:.0f} days older than its batch "
                                 f"(at most {MAX_REPORT_AGE_S / 86400:.0f})")
-        if collected_at > sent_at + CLOCK_STEP_S:
+        elif collected_at > sent_at + CLOCK_STEP_S:
             problems.append(f"{where}.collected_at: {collected_at - sent_at:.0f} s after the batch's sent_at")
         elif sent_at - collected_at > MAX_REPORT_AGE_S:
             problems.append(f"{where}.collected_at: the report is {(sent_at - collected_at) / 86400:.0f} days "
                             f"older than its batch (at most {MAX_REPORT_AGE_S / 86400:.0f})")
         if float(r["boot_time"]) > collected_at + CLOCK_STEP_S:
-            problems.append(f"{where}.boot_time: the host booted {float(r['boot_time']) - collected_at:.0f} s "
-                            "after the report was collected")
+            problems.append(f"{where}.boot_time: {r['boot_time']} is {float(r['boot_time']) - collected_at:.0f} s "
+                            "after collected_at: the host booted after the report was collected")
         problems += _same_name_twice(f"{where}.interfaces", "name", [it["name"] for it in r["interfaces"]])
-        disks = r["host"].get("disks", [])
-        problems += _same_name_twice(f"{where}.host.disks", "mount", [d["mount"] for d in disks])
-        if r["host"]["mem_used"] > r["host"]["mem_total"]:
+        host = r["host"]
+        if host["mem_used"] > host["mem_total"]:
             problems.append(f"{where}.host.mem_used: more than mem_total")
-        problems += [f"{where}.host.disks[{j}].used: more than its total" for j, d in enumerate(disks)
+        problems += [f"{where}.host.disks[{j}].used: more than its total" for j, d in enumerate(host.get("disks", []))
                      if d["used"] > d["total"]]
         for j, run in enumerate(r.get("backups", ())):
-            if float(run["at"]) > sent_at + CLOCK_STEP_S:
-                problems.append(f"{where}.backups[{j}].at: the run is dated {float(run['at']) - sent_at:.0f} s "
-                                "after the batch was sent")
+            at = float(run["at"])
+            if at > sent_at + CLOCK_STEP_S:
+                problems.append(f"{where}.backups[{j}].at: the run is dated {at - sent_at:.0f} s after the batch "
+                                "was sent")
+            elif sent_at - at > MAX_REPORT_AGE_S:
+                problems.append(f"{where}.backups[{j}].at: the run is {(sent_at - at) / 86400:.0f} days older "
+                                f"than its batch (at most {MAX_REPORT_AGE_S / 86400:.0f})")
     return problems[:20]
 
 

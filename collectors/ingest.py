@@ -24,10 +24,19 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
 
-from agents.wire import BATCH_SCHEMA, MAX_BATCH, MAX_BODY_BYTES, MAX_DEPTH, MAX_KEYS, plausibility_problems
+from agents.wire import (
+    BATCH_SCHEMA,
+    MAX_BATCH,
+    MAX_BODY_BYTES,
+    MAX_DEPTH,
+    MAX_KEYS,
+    clock_problem,
+    plausibility_problems,
+)
 from collectors import strict_json
 from core.errors import ReportError, StateError
 
@@ -88,6 +97,12 @@ def describe_errors(doc: Any) -> list[str]:
     for err in sorted(_VALIDATOR.iter_errors(doc), key=lambda e: list(e.absolute_path))[:20]:
         problems.append(f"{_path(err)}: {_short(err)}")
     return problems
+
+
+def _parse(raw: bytes) -> tuple[Any, int, list[str]]:
+    """Strict JSON, then the schema: the document, its non-finite numbers and its schema problems."""
+    doc, non_finite = strict_json.loads(raw, max_depth=MAX_DEPTH, max_keys=MAX_KEYS)
+    return doc, non_finite, describe_errors(doc)
 
 
 def _path(err: ValidationError) -> str:
@@ -186,7 +201,11 @@ class IngestApp:
         auth = request.headers.get("Authorization", "")
         if not auth.startswith("Bearer ") or not auth[7:].strip():
             return self._refuse(401, "missing bearer token: send 'Authorization: Bearer <agent token>'")
-        agent = await self._run_db(self.store.authenticate, auth[7:].strip())
+        token = auth[7:].strip()
+        if not (token.isascii() and token.isprintable()):
+            log.warning("refused a report with a malformed token from %s", peer)
+            return self._refuse(401, "the token is malformed: an agent token is printable ASCII")
+        agent = await self._run_db(self.store.authenticate, token)
         if agent is None:
             log.warning("refused a report with an unknown or revoked token from %s", peer)
             return self._refuse(
@@ -202,12 +221,20 @@ class IngestApp:
         except web.HTTPRequestEntityTooLarge:
             log.warning("refused an oversized report body from agent %r (%s)", agent, peer)
             return self._refuse(413, f"report body exceeds the limit of {MAX_BODY_BYTES} bytes")
+        except (RequestPayloadError, ValueError) as exc:  # a broken chunked or compressed body
+            log.warning("refused an unreadable report body from agent %r (%s): %s", agent, peer,
+                        str(exc).replace("\n", " "))
+            request.content.feed_eof()  # nothing more is read of it: the connection closes after the answer
+            refused = self._refuse(400, f"the body could not be read: {' '.join(str(exc).split())}")
+            refused.force_close()
+            return refused
+        # Parsing and validation take milliseconds on a large batch: off the event loop the SNMP
+        # poller and the other agents share.
         try:
-            doc, non_finite = strict_json.loads(raw, max_depth=MAX_DEPTH, max_keys=MAX_KEYS)
+            doc, non_finite, problems = await asyncio.get_running_loop().run_in_executor(None, _parse, raw)
         except ReportError as exc:
             log.warning("refused a report from agent %r that is not strict JSON: %s", agent, exc)
             return self._refuse(400, str(exc))
-        problems = describe_errors(doc)
         if problems:
             log.warning("refused a malformed report from agent %r: %s", agent, "; ".join(problems[:3]))
             return self._refuse(422, "the report does not match schema v1", problems=problems)
@@ -222,7 +249,12 @@ class IngestApp:
         if any(b <= a for a, b in itertools.pairwise(seqs)):
             return self._refuse(422, "reports in a batch must have strictly increasing seq numbers",
                                 problems=[f"reports.seq: {seqs[:20]}"])
-        problems = plausibility_problems(doc, self.clock())
+        skewed = clock_problem(doc, self.clock())
+        if skewed:
+            log.warning("refused a batch from agent %r until its clock is set: %s", agent, skewed)
+            return self._refuse(409, "the agent's clock is far from the NOC's; its reports wait in its spool",
+                                problems=[skewed])
+        problems = plausibility_problems(doc)
         if problems:
             log.warning("refused an implausible report from agent %r: %s", agent, "; ".join(problems[:3]))
             return self._refuse(422, "the report claims what cannot be true", problems=problems)
@@ -268,6 +300,7 @@ def openapi_document(server_url: str = "/") -> dict[str, Any]:
                     "400": resp("body is not JSON"),
                     "401": resp("token missing, unknown or revoked"),
                     "403": resp("the token's agent is not the batch's agent"),
+                    "409": resp("the agent's wall clock is too far from the NOC's; retry once it is set"),
                     "413": resp("body too large"),
                     "422": resp("body does not match the schema"),
                     "429": resp("too many requests from this agent; see Retry-After"),

@@ -39,8 +39,8 @@ class AvailabilityWatcher:
         with self.store.tx() as c:
             lines = []
             for r in rows:
-                if r["state"] == "never seen":
-                    continue
+                if r["state"] == "never seen" or r["source"] == "ssh":
+                    continue  # an SSH read shows management reachability, not availability
                 self._one(c, r, now)
                 up = int(r["state"] == "ok")
                 planned = int(in_maintenance(c, r["device"], r["agency"], now))

@@ -14,7 +14,6 @@ import logging
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from collectors import metrics
 from collectors.rates import CounterPoint, DeltaKind, bucket_shares, interval_rate
@@ -51,14 +50,18 @@ def _u64_from_sql(value: int) -> int:
 
 
 def add_rollup(c: sqlite3.Connection, scope: str, key: str, t_end: float, elapsed: float, rx: float,
-               tx: float) -> None:
+               tx: float, *, covered: bool = True) -> None:
+    """Spread bytes moved over [t_end - elapsed, t_end) over the rollup buckets, in proportion to time.
+
+    ``covered`` adds the interval's seconds too (a bucket's rate is its bytes over its seconds);
+    bytes added with ``covered=False`` share seconds another call adds."""
     for res in ROLLUP_RES:
         for bucket, share in bucket_shares(t_end - elapsed, t_end, res):
             c.execute(
                 """INSERT INTO rollups VALUES (?,?,?,?,?,?,?)
                    ON CONFLICT(scope, key, res, bucket) DO UPDATE SET rx_bytes=rx_bytes+excluded.rx_bytes,
                    tx_bytes=tx_bytes+excluded.tx_bytes, seconds=seconds+excluded.seconds""",
-                (scope, key, res, bucket, rx * share, tx * share, elapsed * share),
+                (scope, key, res, bucket, rx * share, tx * share, elapsed * share if covered else 0.0),
             )
 
 
@@ -94,9 +97,10 @@ def apply_interfaces(
     """Apply one sample of a device's interfaces taken at ``t`` (NOC clock) / ``mono`` (device clock)."""
     ts_ns = int(t * 1e9)
     _note_interface_changes(c, dev, seq, readings)
-    # per agency: [down bytes, up bytes, elapsed, complete] seen from the agency (Device.download_is_rx);
-    # an agency's interval counts only if every one of its interfaces here has a known difference
-    per_agency: dict[str, list[Any]] = {}
+    # per agency, seen from the agency (Device.download_is_rx): the bytes of each of its interfaces
+    # whose difference is known, each over its own interval (a kept baseline makes one longer), so
+    # the agency's byte sums are its interfaces' sums
+    per_agency: dict[str, list[tuple[float, float, float]]] = {}
     for it in readings:
         agency = agency_of(it)
         cur = CounterPoint(boot_id, mono, it.rx_bytes, it.tx_bytes, it.bits)
@@ -108,8 +112,6 @@ def apply_interfaces(
                         "restarts from this sample", dev.id, it.name, prev[6], it.if_index)
             prev = None
         rx_bps = tx_bps = None
-        acc = per_agency.setdefault(agency, [0.0, 0.0, None, True]) if agency else None
-        known = False
         new_baseline = newer
         if prev is not None and newer:
             baseline = CounterPoint(prev[1], prev[2], _u64_from_sql(prev[3]), _u64_from_sql(prev[4]), prev[5])
@@ -117,15 +119,10 @@ def apply_interfaces(
             rx_bps, tx_bps = rate.rx_bps, rate.tx_bps
             new_baseline = rate.kind is not DeltaKind.TOO_SHORT
             if rate.rx_bytes is not None and rate.tx_bytes is not None and 0 < rate.elapsed <= MAX_ROLLUP_INTERVAL_S:
-                known = True
                 add_rollup(c, "iface", f"{dev.id}/{it.name}", t, rate.elapsed, rate.rx_bytes, rate.tx_bytes)
-                if acc is not None:
+                if agency:
                     down, up = (rate.rx_bytes, rate.tx_bytes) if dev.download_is_rx else (rate.tx_bytes, rate.rx_bytes)
-                    acc[0] += down
-                    acc[1] += up
-                    acc[2] = rate.elapsed
-        if acc is not None and not known:
-            acc[3] = False
+                    per_agency.setdefault(agency, []).append((rate.elapsed, float(down), float(up)))
         link_up = None if it.up is None else int(it.up)
         if new_baseline:
             c.execute("INSERT OR REPLACE INTO iface_last (device, iface, seq, boot_id, mono, rx_bytes, tx_bytes, "
@@ -144,9 +141,12 @@ def apply_interfaces(
             fields["up"] = int(it.up)
         lines.append(metrics.line(metrics.IFACE, {"agency": agency or "", "device": dev.id, "iface": it.name,
                                                   "source": source}, fields, ts_ns))
-    for agency, (down, up, elapsed, complete) in per_agency.items():
-        if complete and elapsed:
-            # scope 'agency' rows keep download in rx_bytes and upload in tx_bytes
-            add_rollup(c, "agency", f"{agency}|{dev.id}", t, elapsed, down, up)
-            lines.append(metrics.line(metrics.AGENCY, {"agency": agency, "device": dev.id, "source": source},
-                                      {"down_bps": down * 8 / elapsed, "up_bps": up * 8 / elapsed}, ts_ns))
+    for agency, parts in per_agency.items():
+        # scope 'agency' rows keep download in rx_bytes and upload in tx_bytes; the seconds once
+        key = f"{agency}|{dev.id}"
+        for span, down_bytes, up_bytes in parts:
+            add_rollup(c, "agency", key, t, span, down_bytes, up_bytes, covered=False)
+        add_rollup(c, "agency", key, t, max(e for e, _, _ in parts), 0.0, 0.0)
+        lines.append(metrics.line(metrics.AGENCY, {"agency": agency, "device": dev.id, "source": source},
+                                  {"down_bps": sum(d * 8 / e for e, d, _ in parts),
+                                   "up_bps": sum(u * 8 / e for e, _, u in parts)}, ts_ns))

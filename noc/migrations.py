@@ -157,4 +157,9 @@ MIGRATIONS: list[str] = [
     UPDATE avail_state SET monitored_since = min(since, coalesce(
         (SELECT min(start) FROM outages WHERE outages.device = avail_state.device), since));
     """,
+    # 8: how often the NOC's reconciler reads each shaping router, so a router seen only that way
+    # reads late after three missed rounds, whatever --reconcile-every says
+    """
+    ALTER TABLE bw_router ADD COLUMN every_s REAL;
+    """,
 ]

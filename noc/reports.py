@@ -77,7 +77,7 @@ def _apply_backups(c: sqlite3.Connection, dev: Device, runs: Any, lines: list[st
                    b["added"], b["duration_s"], json.dumps(b["warnings"]), b["error"], reporter))
         lines.append(metrics.line(metrics.BACKUP_RUN, {"agency": dev.agency, "reported_by": reporter},
                                   {"ok": int(b["ok"]), "files": b["files"], "bytes": b["bytes"],
-                                   "seconds": b["duration_s"]}, int(at * 1e9)))
+                                   "seconds": float(b["duration_s"])}, int(at * 1e9)))
 
 
 def _apply_host(c: sqlite3.Connection, dev: Device, r: dict[str, Any], t: float, skew: float,
@@ -103,12 +103,18 @@ def _apply_host(c: sqlite3.Connection, dev: Device, r: dict[str, Any], t: float,
              host["mem_used"], host["mem_total"], skew, r.get("spool_dropped", 0), reboots),
         )
     tags = {"agency": dev.agency or "", "device": dev.id, "source": "agent"}
-    lines.append(metrics.line(metrics.HOST, tags, {
-        "uptime_seconds": uptime, "cpu_percent": float(host["cpu_percent"]), "load1": host.get("load1"),
+    load1 = host.get("load1")
+    lines.append(metrics.line(metrics.HOST, tags, {  # floats stay floats: a TSDB field keeps one type
+        "uptime_seconds": float(uptime), "cpu_percent": float(host["cpu_percent"]),
+        "load1": None if load1 is None else float(load1),
         "mem_total_bytes": host["mem_total"], "mem_used_bytes": host["mem_used"],
         "clock_skew_seconds": float(skew), "spool_dropped": r.get("spool_dropped", 0),
     }, ts_ns))
+    mounts: set[str] = set()
     for d in host.get("disks", []):
+        if d["mount"] in mounts:
+            continue  # a mount point listed twice (stacked mounts): the first one counts
+        mounts.add(d["mount"])
         lines.append(metrics.line(metrics.DISK, {"agency": dev.agency or "", "device": dev.id, "mount": d["mount"]},
                                   {"total_bytes": d["total"], "used_bytes": d["used"]}, ts_ns))
 

@@ -204,7 +204,7 @@ async def _bandwidth(cfg: ServiceConfig, inv: Inventory, stop: asyncio.Event) ->
                 seen_change = last
                 rates = ledger.book().effective(store.clock())
                 reports = await asyncio.to_thread(reconcile, inv, rates, secrets, repair=None)
-                await asyncio.to_thread(record, store, reports)
+                await asyncio.to_thread(record, store, reports, None, "", cfg.reconcile_every_s)
                 for r in reports:
                     if r.error:
                         log.error("%s: %s", r.device, r.error)

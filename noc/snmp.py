@@ -96,7 +96,7 @@ def apply_poll(c: sqlite3.Connection, store: StateStore, dev: Device, poll: Devi
                      (dev.id,)).fetchone()
     uptime = poll.sys_uptime_ticks / 100.0
     boot_n, reboots = 0, 0
-    if prev is not None and prev[0] and prev[0].startswith("snmp-"):
+    if prev is not None and prev[0] and prev[0].startswith("snmp-") and prev[0][5:].isdigit():
         boot_n, reboots = int(prev[0].split("-")[1]), prev[3] or 0
         if prev[1] is not None and uptime < prev[1]:
             boot_n += 1

@@ -36,7 +36,7 @@ TOKEN_PREFIX = "pnt_"  # noqa: S105 - a prefix, not a secret
 ROLLUP_RETENTION = {60: 8 * 86400, 300: 400 * 86400}
 BACKUP_HISTORY_S = 400 * 86400.0  # a verdict every pass; a year and a month of them for the audit
 LEDGER_RETENTION_S = 35 * 86400
-SSH_LATE_AFTER_S = 3 * 300.0  # a router seen only by the reconciler (every 5 min by default) is late after 3 misses
+DEFAULT_RECONCILE_S = 300.0  # a router seen only by the reconciler is late after 3 missed rounds
 
 
 def hash_token(token: str) -> str:
@@ -312,7 +312,7 @@ class StateStore:
                       s.last_error, s.last_error_at, s.reboots, s.sys_name,
                       (SELECT sum(rx_bps) FROM iface_state i WHERE i.device=d.id AND i.agency IS NOT NULL),
                       (SELECT sum(tx_bps) FROM iface_state i WHERE i.device=d.id AND i.agency IS NOT NULL),
-                      b.checked_at, b.in_sync, b.last_error
+                      b.checked_at, b.in_sync, b.last_error, b.every_s
                FROM devices d LEFT JOIN device_state s ON s.device=d.id LEFT JOIN bw_router b ON b.device=d.id
                ORDER BY coalesce(d.agency, ''), d.id"""
         ).fetchall()
@@ -327,7 +327,7 @@ class StateStore:
                 if r[21] is None:
                     error, error_at = r[22], r[20]
                 else:
-                    last_seen, late_after = r[20], SSH_LATE_AFTER_S
+                    last_seen, late_after = r[20], 3 * (r[23] or DEFAULT_RECONCILE_S)
             if error_at is not None and (last_seen is None or error_at >= last_seen):
                 state = "unreachable"
             elif last_seen is None:

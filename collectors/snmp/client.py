@@ -78,27 +78,33 @@ def _plain(value: Any) -> int | str | None:
         return str(value)
 
 
-def _forget_peer(engine: SnmpEngine, host: str, port: int) -> bool:
-    """Drop what ``engine`` learned of the SNMPv3 agent at host:port (engine ID, boots, time).
+def _forget_peer(engine: SnmpEngine, address: tuple[str, int]) -> bool:
+    """Drop what ``engine`` learned of the SNMPv3 agent at ``address`` (engine ID, boots, time).
 
     pysnmp keeps this for 5 minutes and offers no call to drop it; a device that restarted (new
-    boots) or was replaced (new engine ID) is not understood until then. The two caches are
-    private to pysnmp 7 (the version pinned in pyproject.toml); if they move, this does nothing and
-    says so once, and pysnmp's own 5-minute expiry still applies.
+    boots) or was replaced (new engine ID) is not understood until then. The caches are private to
+    pysnmp 7 (the version pinned in pyproject.toml): the entry leaves the cache *and* its expiry
+    queue (pysnmp's timer deletes what the queue names without looking). If they move, this does
+    nothing and says so once, and pysnmp's own 5-minute expiry still applies.
     """
     mp = engine.message_processing_subsystems.get(3)
     usm = engine.security_models.get(3)
     peers = getattr(mp, "_SnmpV3MessageProcessingModel__engineIdCache", None)
+    expiring = getattr(mp, "_SnmpV3MessageProcessingModel__engineIdCacheExpQueue", None)
     timeline = getattr(usm, "_SnmpUSMSecurityModel__timeline", None)
-    if not isinstance(peers, dict) or not isinstance(timeline, dict):
+    if not all(isinstance(d, dict) for d in (peers, expiring, timeline)):
         if not _warned_internals:
             _warned_internals.append(True)
             log.warning("this pysnmp keeps SNMPv3 discovery elsewhere: a restarted device is understood again "
                         "only after pysnmp's 5-minute cache expiry")
         return False
-    keys = [k for k in peers if tuple(k[1])[:2] == (host, port)]
+    assert isinstance(peers, dict) and isinstance(expiring, dict) and isinstance(timeline, dict)
+    keys = [k for k in peers if tuple(k[1])[:2] == tuple(address)[:2]]
     for k in keys:
         timeline.pop(peers.pop(k)["securityEngineId"], None)
+        for queued in expiring.values():
+            while k in queued:
+                queued.remove(k)
     return bool(keys)
 
 
@@ -187,7 +193,7 @@ class SnmpClient:
                 engine, auth, transport, ContextData(), nonrep, max_repetitions, *request, lookupMib=False)
             if err_ind and t.version != "2c" and (t.host, t.port) in self._discovered:
                 self._discovered.discard((t.host, t.port))  # once: a device that stays down costs no more
-                if _forget_peer(engine, t.host, t.port):
+                if _forget_peer(engine, transport.transport_address):
                     log.info("%s did not answer; asking again with its SNMPv3 engine discovered afresh", t.where)
                     err_ind, err_status, err_index, var_binds = await bulk_cmd(
                         engine, auth, transport, ContextData(), nonrep, max_repetitions, *request, lookupMib=False)

@@ -95,20 +95,23 @@ def reconcile(inv: Inventory, rates: dict[str, Rates], secrets: Secrets, *, repa
         return list(pool.map(lambda r: _one(r, inv, rates, secrets, repair, dry_run, factory), routers))
 
 
-def record(store: StateStore, reports: list[RouterReport], actor: str | None = None, reason: str = "") -> None:
-    """Keep what was seen per router, a metric per router, and an audit entry for every push."""
+def record(store: StateStore, reports: list[RouterReport], actor: str | None = None, reason: str = "",
+           every_s: float | None = None) -> None:
+    """Keep what was seen per router, a metric per router, and an audit entry for every push.
+
+    ``every_s`` is how often the NOC's reconciler reads the routers (None from a one-off command)."""
     now = store.clock()
     with store.tx() as c:
         for r in reports:
             c.execute("INSERT INTO bw_router (device, checked_at, in_sync, drift, last_push_at, last_push_ok, "
-                      "last_error) VALUES (?,?,?,?,?,?,?) ON CONFLICT(device) DO UPDATE SET "
+                      "last_error, every_s) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(device) DO UPDATE SET "
                       "checked_at=excluded.checked_at, in_sync=excluded.in_sync, drift=excluded.drift, "
                       "last_push_at=coalesce(excluded.last_push_at, bw_router.last_push_at), "
                       "last_push_ok=coalesce(excluded.last_push_ok, bw_router.last_push_ok), "
-                      "last_error=excluded.last_error",
+                      "last_error=excluded.last_error, every_s=coalesce(excluded.every_s, bw_router.every_s)",
                       (r.device, now, None if r.in_sync is None else int(r.in_sync), json.dumps(r.drift),
                        now if r.pushed or (r.error and r.commands) else None,
-                       None if not (r.pushed or r.commands) else int(bool(r.verified)), r.error))
+                       None if not (r.pushed or r.commands) else int(bool(r.verified)), r.error, every_s))
             store.outbox_add(c, [metrics.line(metrics.SHAPING, {"device": r.device, "mode": r.mode}, {
                 "in_sync": -1 if r.in_sync is None else int(r.in_sync), "drift_items": len(r.drift),
                 "seconds": r.seconds}, int(now * 1e9))])

@@ -88,3 +88,21 @@ def test_counters_past_2_to_the_63_and_their_wrap_are_stored_and_counted(tmp_pat
         got = sums(store, "iface", f"dinkes-srv1/{iface}")
         assert {res: (round(rx, 3), round(tx, 3)) for res, (rx, tx) in got.items()} == {
             60: (2_000, 2_000), 300: (2_000, 2_000)}, iface
+
+
+def test_an_agency_holds_every_byte_of_its_interfaces_when_their_intervals_differ(tmp_path: Path) -> None:
+    """eth1 missing from one report, then both 0.5 ms later: eth1 keeps an older baseline than eth0.
+    The agency's sum is still the sum of its interfaces'."""
+    store = StateStore(tmp_path / "noc.sqlite", clock=lambda: NOW)
+    store.sync_inventory(parse_inventory(GOOD))
+    steps = [(1000.0, {"eth0": 0, "eth1": 0}), (1010.0, {"eth0": 1_000}), (1010.0005, {"eth0": 2_000, "eth1": 3_000}),
+             (1020.0, {"eth0": 3_000, "eth1": 5_000})]
+    for seq, (mono, counters) in enumerate(steps, start=1):
+        interfaces = [{"name": n, "rx_bytes": v, "tx_bytes": v} for n, v in counters.items()]
+        r = report(seq, mono, 0) | {"interfaces": interfaces}
+        store.commit_batch("dinkes-srv1", batch(r, sent_mono=mono), NOW + mono)
+    ifaces = sum(sums(store, "iface", f"dinkes-srv1/{n}")[300][0] for n in ("eth0", "eth1"))
+    assert round(ifaces, 3) == 8_000
+    assert round(sums(store, "agency", "dinkes|dinkes-srv1")[300][0], 3) == 8_000
+    rates = store.rollup_rates("agency", "dinkes|", 300, 0)
+    assert rates and all(rx > 0 for _, rx, _ in rates)

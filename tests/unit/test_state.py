@@ -205,10 +205,20 @@ ssh = { username = "root", key_file = "/nonexistent/key" }
         return next(r for r in s.status_rows(now=now[0]) if r["device"] == "edge")
 
     assert edge()["state"] == "never seen"
-    record(s, [RouterReport("edge", "verify", in_sync=True)])
+    record(s, [RouterReport("edge", "verify", in_sync=True)], every_s=1200)  # noc serve --reconcile-every 20m
     assert (edge()["state"], edge()["source"], edge()["last_seen"]) == ("ok", "ssh", now[0])
-    now[0] += 901  # three reconcile rounds (5 min) missed
+    now[0] += 3 * 1200 - 1
+    assert edge()["state"] == "ok"
+    now[0] += 2  # three reconcile rounds missed
     assert edge()["state"] == "late"
+    record(s, [RouterReport("edge", "verify", in_sync=True)])  # `pantau bw apply` keeps the NOC's interval
+    now[0] += 3 * 1200 - 1
+    assert edge()["state"] == "ok"
     record(s, [RouterReport("edge", "verify", in_sync=None, error="edge (10.99.0.3): SSH refused the key")])
     row = edge()
     assert (row["state"], row["error"]) == ("unreachable", "edge (10.99.0.3): SSH refused the key")
+    from noc.availability import AvailabilityWatcher
+
+    AvailabilityWatcher(s, inv).observe(now[0])
+    assert s.conn.execute("SELECT count(*) FROM avail_state WHERE device='edge'").fetchone() == (0,), \
+        "an SSH read is management reachability: it opens no outage and counts for no SLA"
