@@ -38,9 +38,9 @@ def demo() -> Iterator[Demo]:
     os.chmod(where, 0o755)  # the demo's agents run as nobody
     port = free_port()
     # the first backup pass (~20 s); the outage from 12 s to 62 s, its consequence (bappeda-srv1 late
-    # after 30 s of silence, ~45 s) and its end; two status rounds after the core router is back
+    # after 30 s of silence, ~45 s) and its end; 38 s (three status rounds) after the core router is back
     out = pantau("demo", "--state-dir", str(where / "demo"), "--port", str(port), "--interval", "2",
-                 "--outage-at", "12", "--outage-for", "50", "--duration", "85")
+                 "--outage-at", "12", "--outage-for", "50", "--duration", "100")
     yield Demo(where / "demo", out)
     shutil.rmtree(where, ignore_errors=True)
 
