@@ -40,7 +40,7 @@ def demo() -> Iterator[Demo]:
     # the first backup pass (~20 s); the outage from 12 s to 62 s, its consequence (bappeda-srv1 late
     # after 30 s of silence, ~45 s) and its end; 38 s (three status rounds) after the core router is back
     out = pantau("demo", "--state-dir", str(where / "demo"), "--port", str(port), "--interval", "2",
-                 "--outage-at", "12", "--outage-for", "50", "--duration", "100")
+                 "--outage-at", "12", "--outage-for", "50", "--duration", "100", timeout=600)
     yield Demo(where / "demo", out)
     shutil.rmtree(where, ignore_errors=True)
 
