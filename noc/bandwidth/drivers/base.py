@@ -204,8 +204,10 @@ def netmiko_session(device: Device, device_type: str, password: str | None, time
     assert device.ssh is not None
     params: dict[str, Any] = {
         "device_type": device_type, "host": device.address, "port": device.ssh.port,
-        "username": device.ssh.username, "conn_timeout": timeout, "auth_timeout": timeout,
-        "banner_timeout": timeout, "fast_cli": False, **extra,
+        # connecting is bounded by ``timeout``; a device that answered gets longer for the banner and
+        # the login (a busy router, or a busy NOC, is slow there, not gone)
+        "username": device.ssh.username, "conn_timeout": timeout, "auth_timeout": 2 * timeout,
+        "banner_timeout": 2 * timeout, "fast_cli": False, **extra,
     }
     if password:
         params["password"] = password
@@ -214,6 +216,10 @@ def netmiko_session(device: Device, device_type: str, password: str | None, time
     try:
         conn = ConnectHandler(**params)
     except NetmikoAuthenticationException as exc:
+        if "timeout" in str(exc).lower():  # paramiko's "Authentication timeout.": slow, not refused
+            raise DeviceUnreachable(f"{device.id} ({device.address}:{device.ssh.port}) did not finish the SSH "
+                                    f"login within {2 * timeout:.0f} s: the router (or this NOC host) is "
+                                    "overloaded, or its sshd is stuck") from exc
         raise DeviceAuthError(f"{device.id} ({device.address}:{device.ssh.port}) refused SSH login as "
                               f"{device.ssh.username!r}: check ssh.password/key_file in the inventory") from exc
     except (NetmikoTimeoutException, OSError) as exc:
