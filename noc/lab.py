@@ -13,6 +13,7 @@ All addresses are inside namespaces the lab creates; everything is removed on ex
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import secrets
@@ -26,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import PantauError
+
+log = logging.getLogger("pantau.lab")
 
 
 def can_build_labs() -> str | None:
@@ -135,12 +138,35 @@ def _ip(*args: str) -> None:
     sh("ip", *args)
 
 
+def _remove(tag: str) -> None:
+    """Take down one lab's namespaces (and every process in them) and its management link."""
+    for ns in (f"pr-{tag}", f"pi-{tag}", f"pl-{tag}"):
+        for pid in sh("ip", "netns", "pids", ns, check=False).split():
+            subprocess.run(["kill", "-9", pid], capture_output=True)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    subprocess.run(["ip", "link", "del", f"pm{tag}"], capture_output=True)
+
+
+def remove_stale_labs(subnet: int) -> list[str]:
+    """Remove labs still holding ``subnet`` (10.99.<subnet>.0/30), left by a run that was killed
+    before it could clean up. Two labs on one subnet cannot both work: the older one would answer
+    for the new one's router (its sshd refuses the new key), so it goes. Returns their tags."""
+    out = sh("ip", "-o", "-4", "addr", "show", check=False)
+    stale = sorted(set(re.findall(rf"^\d+:\s+pm([0-9a-f]{{6}})\S*\s+inet 10\.99\.{subnet}\.1/30", out, re.M)))
+    for tag in stale:
+        log.warning("removing router lab %s on 10.99.%d.0/30, left by an earlier run that did not stop "
+                    "cleanly", tag, subnet)
+        _remove(tag)
+    return stale
+
+
 @contextmanager
 def router_lab(tmp: Path, subnet: int) -> Iterator[RouterLab]:
     """The three namespaces, the router's sshd (root login by key) and two iperf3 servers at the ISP."""
     reason = can_build_labs()
     if reason:
         raise PantauError(f"cannot build the router lab: {reason}")
+    remove_stale_labs(subnet)
     tag = secrets.token_hex(3)
     lab = RouterLab(tag, subnet, tmp, tmp / "id_ed25519", f"pr-{tag}", f"pi-{tag}", f"pl-{tag}", "lan0")
     s = subnet
@@ -200,8 +226,4 @@ def router_lab(tmp: Path, subnet: int) -> Iterator[RouterLab]:
         for p in iperfs + ([lab.sshd] if lab.sshd else []):
             p.kill()
             p.wait(timeout=10)
-        for ns in (lab.rtr, lab.isp, lab.lan):
-            for pid in sh("ip", "netns", "pids", ns, check=False).split():
-                subprocess.run(["kill", "-9", pid], capture_output=True)
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-        subprocess.run(["ip", "link", "del", f"pm{tag}"], capture_output=True)
+        _remove(tag)

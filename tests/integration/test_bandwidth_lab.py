@@ -9,6 +9,7 @@ an SSH session cut during a commit leaves the router on its previous queues.
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from noc.bandwidth.shaping import desired_for
 from noc.inventory import parse_inventory
 from noc.model import Vendor
 from tests.conftest import pantau, wait_for
+from tests.netns import require_netns
 from tests.routers import RouterLab, lab_inventory, router_lab
 
 pytestmark = pytest.mark.e2e
@@ -164,3 +166,22 @@ def test_ssh_cut_during_commit_keeps_the_previous_queues(lab: RouterLab, tmp_pat
         drv.load_candidate(desired_for(rtr, inv, bigger))
         assert drv.commit().verified
     assert "ceil 45Mbit" in lab.tc("class", "show", "dev", lab.lan_if, "classid", "1:10")
+
+
+def test_a_lab_left_by_a_killed_run_is_removed_not_answering_for_the_new_one(tmp_path: Path) -> None:
+    """A demo SIGKILLed mid-run leaves its namespaces; the next lab on the same subnet would route
+    to the old router, whose sshd refuses the new key ("refused SSH login"). It is removed first."""
+    require_netns()
+    # what a killed run leaves: its router namespace and the host's end of the management link
+    for cmd in (["netns", "add", "pr-dead00"],
+                ["link", "add", "pmdead00", "type", "veth", "peer", "name", "mgmt0", "netns", "pr-dead00"],
+                ["addr", "add", "10.99.152.1/30", "dev", "pmdead00"], ["link", "set", "pmdead00", "up"]):
+        subprocess.run(["ip", *cmd], check=True)
+    with router_lab(tmp_path, 152) as lab:
+        assert "pr-dead00" not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        addrs = subprocess.run(["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True).stdout
+        assert addrs.count("inet 10.99.152.1/30") == 1
+        login = subprocess.run(["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o",
+                                "UserKnownHostsFile=/dev/null", "-i", str(lab.key_file), f"root@{lab.mgmt_ip}",
+                                "true"], capture_output=True, text=True, timeout=60)
+        assert login.returncode == 0, login.stderr
