@@ -132,15 +132,19 @@ def test_wrong_community_reads_as_unreachable_not_zero(sim: SnmpSim, store: Stat
 
 
 def test_a_dead_device_does_not_delay_the_others(sim: SnmpSim) -> None:
+    """Every device keeps its own schedule while one never answers. What is asserted is *when* the
+    live devices were polled; whether snmpsim (Python) answers within its timeout on a loaded
+    machine is not this test's question, so one slow answer may fail a poll but never shifts one."""
     sim.write("good1", snmprec(100, [SimIface(1, "ether1", 0, 0)]))
     sim.write("good2", snmprec(100, [SimIface(1, "ether1", 0, 0)]))
     silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # bound, never answers
     silent.bind(("127.0.0.1", 0))
     dead_port = silent.getsockname()[1]
+    every = 2.0
     scheds = [
-        Schedule(SnmpTarget("good1", "127.0.0.1", sim.port, community="good1", timeout=0.5, retries=0), 1.0),
-        Schedule(SnmpTarget("good2", "127.0.0.1", sim.port, community="good2", timeout=0.5, retries=0), 1.0),
-        Schedule(SnmpTarget("dead", "127.0.0.1", dead_port, community="x", timeout=2.0, retries=3), 1.0),
+        Schedule(SnmpTarget("good1", "127.0.0.1", sim.port, community="good1", timeout=1.0, retries=0), every),
+        Schedule(SnmpTarget("good2", "127.0.0.1", sim.port, community="good2", timeout=1.0, retries=0), every),
+        Schedule(SnmpTarget("dead", "127.0.0.1", dead_port, community="x", timeout=2.0, retries=3), every),
     ]
     seen: dict[str, list[tuple[float, bool]]] = {"good1": [], "good2": [], "dead": []}
 
@@ -153,10 +157,10 @@ def test_a_dead_device_does_not_delay_the_others(sim: SnmpSim) -> None:
     asyncio.run(main())
     silent.close()
     for name in ("good1", "good2"):
-        stamps = [t for t, ok in seen[name] if ok]
-        assert len(stamps) == 6
+        stamps = [t for t, _ in seen[name]]
+        assert len(stamps) == 6 and any(ok for _, ok in seen[name]), seen[name]
         gaps = [b - a for a, b in itertools.pairwise(stamps)]
-        assert max(gaps) < 1.3, f"{name} kept its 1 s schedule: {gaps}"
+        assert max(gaps) < 1.3 * every, f"{name} kept its {every:.0f} s schedule: {gaps}"
     assert [ok for _, ok in seen["dead"]] == [False] * 6
 
 
