@@ -178,19 +178,18 @@ class IngestApp:
 
     async def post_reports(self, request: web.Request) -> web.Response:
         """Take one batch; never lets an exception become aiohttp's own 500 page."""
-        agent: list[str] = []
         try:
-            return await self._post_reports(request, agent)
+            return await self._post_reports(request)
         except StateError as exc:
-            log.error("could not store a batch from agent %s: %s; told it to retry", agent[0] if agent else "?", exc)
+            log.error("could not store a batch from agent %s: %s; told it to retry", request.get("agent", "?"), exc)
             return _error(503, "the NOC cannot store reports right now; keep them and retry",
                           retry_after=STORE_RETRY_AFTER_S)
         except Exception:
-            log.exception("bug: a batch from agent %s could not be handled (%s)", agent[0] if agent else "?",
+            log.exception("bug: a batch from agent %s could not be handled (%s)", request.get("agent", "?"),
                           request.remote or "?")
             return _error(500, "the NOC failed to handle this batch; its operators have the details in the NOC log")
 
-    async def _post_reports(self, request: web.Request, agent_seen: list[str]) -> web.Response:
+    async def _post_reports(self, request: web.Request) -> web.Response:
         peer = request.remote or "?"
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
             log.warning("refused an oversized report body (%d bytes) from %s", request.content_length, peer)
@@ -211,7 +210,7 @@ class IngestApp:
             return self._refuse(
                 401, "the token is unknown or revoked; ask the NOC for a new one (pantau agents add)"
             )
-        agent_seen.append(agent)
+        request["agent"] = agent  # for the error log of post_reports
         bucket = self._buckets.setdefault(agent, TokenBucket(self.rate, self.burst))
         wait = bucket.take(time.monotonic())
         if wait > 0:

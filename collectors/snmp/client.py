@@ -6,6 +6,7 @@ back as plain Python (int, str); MIB look-ups are off (numeric OIDs only).
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,10 +94,7 @@ def _forget_peer(engine: SnmpEngine, address: tuple[str, int]) -> bool:
     expiring = getattr(mp, "_SnmpV3MessageProcessingModel__engineIdCacheExpQueue", None)
     timeline = getattr(usm, "_SnmpUSMSecurityModel__timeline", None)
     if not all(isinstance(d, dict) for d in (peers, expiring, timeline)):
-        if not _warned_internals:
-            _warned_internals.append(True)
-            log.warning("this pysnmp keeps SNMPv3 discovery elsewhere: a restarted device is understood again "
-                        "only after pysnmp's 5-minute cache expiry")
+        _warn_internals_moved()
         return False
     assert isinstance(peers, dict) and isinstance(expiring, dict) and isinstance(timeline, dict)
     keys = [k for k in peers if tuple(k[1])[:2] == tuple(address)[:2]]
@@ -108,7 +106,10 @@ def _forget_peer(engine: SnmpEngine, address: tuple[str, int]) -> bool:
     return bool(keys)
 
 
-_warned_internals: list[bool] = []
+@functools.cache
+def _warn_internals_moved() -> None:
+    log.warning("this pysnmp keeps SNMPv3 discovery elsewhere: a restarted device is understood again "
+                "only after pysnmp's 5-minute cache expiry")
 
 
 class SnmpClient:
